@@ -1,0 +1,39 @@
+"""Storage backends behind the FTP protocol; this package never imports ``gateway``."""
+
+from .base import (
+    DEFAULT_BLOCK_SIZE,
+    AbstractAsyncLister,
+    AbstractPathIO,
+    AsyncLister,
+    AsyncPathIOContext,
+    PathIONursery,
+    universal_exception,
+    with_timeout,
+)
+from .errors import AIOFTPException, PathEscapesRoot, PathIOError, PathIsNotAbsolute
+from .local import AsyncPathIO, PathIO
+from .memory import MemoryPathIO, MemoryStat
+from .registry import BackendNotInstalled, backend_for_root, register_backend, resolve_backend
+
+__all__ = (
+    "DEFAULT_BLOCK_SIZE",
+    "AIOFTPException",
+    "AbstractAsyncLister",
+    "AbstractPathIO",
+    "AsyncLister",
+    "AsyncPathIO",
+    "AsyncPathIOContext",
+    "BackendNotInstalled",
+    "MemoryPathIO",
+    "MemoryStat",
+    "PathEscapesRoot",
+    "PathIOError",
+    "PathIONursery",
+    "PathIsNotAbsolute",
+    "PathIO",
+    "backend_for_root",
+    "register_backend",
+    "resolve_backend",
+    "universal_exception",
+    "with_timeout",
+)

@@ -1,0 +1,423 @@
+"""Local disk: ``PathIO`` (blocking, the fast default) and ``AsyncPathIO`` (thread pool).
+
+Both share the same synchronous operations below; ``PathIO`` calls them inline
+(local disk calls are short and an executor hop per block costs more than it
+saves), ``AsyncPathIO`` runs every one of them in an executor so the loop never
+blocks, e.g. on a network filesystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import io
+import os
+import secrets
+import stat as stat_module
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import (
+    AbstractAsyncLister,
+    AbstractPathIO,
+    AsyncLister,
+    universal_exception,
+    with_timeout,
+)
+
+__all__ = ("AsyncPathIO", "PathIO", "partial_name")
+
+T = TypeVar("T")
+
+_PARTIAL_MARK = ".gateway-partial-"
+_LIST_BATCH = 512
+
+
+def partial_name(name: str) -> str:
+    """A hidden sibling name for an upload in progress (kept under NAME_MAX)."""
+    return f".{name[:200]}{_PARTIAL_MARK}{secrets.token_hex(6)}"
+
+
+def _binary_mode(mode: str) -> tuple[str, bool]:
+    """Split ``mode`` into its kind (r, w, a) and whether it is read-write."""
+    chars = set(mode)
+    kinds = chars & {"r", "w", "a"}
+    if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "b", "+"}:
+        raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, ab or r+b")
+    return kinds.pop(), "+" in chars
+
+
+class _LocalFile:
+    """An open local file plus what is needed to commit or roll it back.
+
+    * ``wb``: writes go to a hidden sibling; commit is ``os.replace`` over the
+      target, rollback deletes the sibling.
+    * ``ab``: writes go in place; rollback truncates to the size at open.
+    * ``r+b``: writes go in place; rollback truncates to the lowest offset written
+      (never beyond the size at open), so no new bytes remain.
+
+    A lock serialises the operations: with ``AsyncPathIO`` a cancelled write may
+    still be running in its thread when the rollback starts.
+    """
+
+    __slots__ = (
+        "file",
+        "raw_file",
+        "target",
+        "partial",
+        "_lock",
+        "_in_place",
+        "_append",
+        "_size",
+        "_floor",
+        "_check_position",
+    )
+
+    def __init__(self, path: Path, mode: str) -> None:
+        kind, plus = _binary_mode(mode)
+        self._lock = threading.Lock()
+        self.target = path
+        self.partial: str | None = None
+        self.raw_file: Any = None
+        self._in_place = kind == "a" or (kind == "r" and plus)
+        self._append = kind == "a"
+        self._size = 0
+        self._floor: int | None = None  # lowest offset written in place, if any
+        self._check_position = self._in_place
+        if kind == "w":
+            self._open_partial(path, plus)
+            return
+        self.file = open(path, mode)
+        if self._in_place:
+            self._size = os.fstat(self.file.fileno()).st_size
+        else:
+            self.raw_file = self.file
+
+    def _open_partial(self, path: Path, plus: bool) -> None:
+        target = os.fspath(path)
+        if os.path.islink(target):
+            # Write through the link as a plain open would, not over the link.
+            target = os.path.realpath(target)
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat_module.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        directory, name = os.path.split(target)
+        partial = os.path.join(directory, partial_name(name))
+        self.file = open(partial, "x+b" if plus else "xb")
+        self.partial = partial
+        self.target = Path(target)
+        if st is not None:
+            # os.replace keeps the new file's mode; keep the old file's instead.
+            try:
+                os.chmod(self.file.fileno(), stat_module.S_IMODE(st.st_mode))
+            except OSError:
+                pass
+
+    def read(self, block_size: int) -> bytes:
+        with self._lock:
+            return self.file.read(block_size)
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._check_position:
+                # Only the first write after open or seek can lower the floor: later
+                # writes continue forward from it.  Appends always land at the end.
+                position = self._size if self._append else min(self.file.tell(), self._size)
+                if self._floor is None or position < self._floor:
+                    self._floor = position
+                self._check_position = False
+            self.file.write(data)
+
+    def seek(self, offset: int, whence: int) -> int:
+        with self._lock:
+            self._check_position = self._in_place
+            return self.file.seek(offset, whence)
+
+    def commit(self) -> None:
+        with self._lock:
+            if self.partial is None:
+                self.file.close()
+                return
+            try:
+                self.file.close()
+                os.replace(self.partial, self.target)
+            except BaseException:
+                self._discard_partial()
+                raise
+            self.partial = None
+
+    def rollback(self) -> None:
+        with self._lock:
+            if self.partial is not None:
+                self._discard_partial()
+                return
+            try:
+                if self._floor is not None and not self.file.closed:
+                    self.file.truncate(self._floor)
+            finally:
+                self.file.close()
+
+    def _discard_partial(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            partial, self.partial = self.partial, None
+            if partial is not None:
+                try:
+                    os.unlink(partial)
+                except FileNotFoundError:
+                    pass
+
+
+def _exists(path: Path) -> bool:
+    return os.path.exists(path)
+
+
+def _is_dir(path: Path) -> bool:
+    return os.path.isdir(path)
+
+
+def _is_file(path: Path) -> bool:
+    return os.path.isfile(path)
+
+
+def _mkdir(path: Path, parents: bool, exist_ok: bool) -> None:
+    Path(path).mkdir(parents=parents, exist_ok=exist_ok)
+
+
+def _lstat_is_symlink(path: Path) -> bool:
+    return os.path.islink(path)
+
+
+def _realpath(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _open_scandir(path: Path) -> Iterator[os.DirEntry[str]] | None:
+    try:
+        return os.scandir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _next_batch(entries: Iterator[os.DirEntry[str]], size: int) -> list[str]:
+    batch: list[str] = []
+    for entry in entries:
+        batch.append(entry.name)
+        if len(batch) >= size:
+            break
+    return batch
+
+
+class PathIO(AbstractPathIO[Path]):
+    """Local disk with blocking calls made inline: the fastest choice for local disks.
+
+    ``timeout`` is accepted for compatibility but cannot apply: a call that never
+    yields to the loop cannot be interrupted by it.
+    """
+
+    @universal_exception
+    async def exists(self, path: Path) -> bool:
+        return _exists(path)
+
+    @universal_exception
+    async def is_dir(self, path: Path) -> bool:
+        return _is_dir(path)
+
+    @universal_exception
+    async def is_file(self, path: Path) -> bool:
+        return _is_file(path)
+
+    @universal_exception
+    async def mkdir(self, path: Path, *, parents: bool = False, exist_ok: bool = False) -> None:
+        _mkdir(path, parents, exist_ok)
+
+    @universal_exception
+    async def rmdir(self, path: Path) -> None:
+        os.rmdir(path)
+
+    @universal_exception
+    async def unlink(self, path: Path) -> None:
+        os.unlink(path)
+
+    @universal_exception
+    def list(self, path: Path) -> AbstractAsyncLister:
+        return AsyncLister(self._iterate(Path(path)), timeout=self.timeout)
+
+    async def _iterate(self, path: Path) -> AsyncIterator[Path]:
+        entries = _open_scandir(path)
+        if entries is None:
+            return
+        with entries:  # type: ignore[attr-defined]
+            for entry in entries:
+                yield path / entry.name
+
+    @universal_exception
+    async def stat(self, path: Path) -> os.stat_result:
+        return os.stat(path)
+
+    async def _open(self, path: Path, mode: str = "rb") -> _LocalFile:
+        return _LocalFile(Path(path), mode)
+
+    @universal_exception
+    async def seek(self, file: _LocalFile, offset: int, whence: int = io.SEEK_SET) -> int:
+        return file.seek(offset, whence)
+
+    @universal_exception
+    async def write(self, file: _LocalFile, data: bytes) -> None:
+        file.write(data)
+
+    @universal_exception
+    async def read(self, file: _LocalFile, block_size: int) -> bytes:
+        return file.read(block_size)
+
+    @universal_exception
+    async def close(self, file: _LocalFile) -> None:
+        file.commit()
+
+    @universal_exception
+    async def abort(self, file: _LocalFile) -> None:
+        file.rollback()
+
+    @universal_exception
+    async def rename(self, source: Path, destination: Path) -> None:
+        os.replace(source, destination)
+
+    @universal_exception
+    async def realpath(self, path: Path) -> Path:
+        return _realpath(path)
+
+    @universal_exception
+    async def lstat_is_symlink(self, path: Path) -> bool:
+        return _lstat_is_symlink(path)
+
+
+class AsyncPathIO(AbstractPathIO[Path]):
+    """Local disk with every blocking call in an executor: for slow or network disks."""
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        connection: Any = None,
+        state: Any = None,
+        *,
+        executor: Executor | None = None,
+    ) -> None:
+        super().__init__(timeout=timeout, connection=connection, state=state)
+        self.executor = executor
+
+    def _run(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, functools.partial(func, *args))
+
+    @universal_exception
+    @with_timeout
+    async def exists(self, path: Path) -> bool:
+        return await self._run(_exists, path)
+
+    @universal_exception
+    @with_timeout
+    async def is_dir(self, path: Path) -> bool:
+        return await self._run(_is_dir, path)
+
+    @universal_exception
+    @with_timeout
+    async def is_file(self, path: Path) -> bool:
+        return await self._run(_is_file, path)
+
+    @universal_exception
+    @with_timeout
+    async def mkdir(self, path: Path, *, parents: bool = False, exist_ok: bool = False) -> None:
+        await self._run(_mkdir, path, parents, exist_ok)
+
+    @universal_exception
+    @with_timeout
+    async def rmdir(self, path: Path) -> None:
+        await self._run(os.rmdir, path)
+
+    @universal_exception
+    @with_timeout
+    async def unlink(self, path: Path) -> None:
+        await self._run(os.unlink, path)
+
+    @universal_exception
+    def list(self, path: Path) -> AbstractAsyncLister:
+        return AsyncLister(self._iterate(Path(path)), timeout=self.timeout)
+
+    async def _iterate(self, path: Path) -> AsyncIterator[Path]:
+        entries = await self._run(_open_scandir, path)
+        if entries is None:
+            return
+        try:
+            while batch := await self._run(_next_batch, entries, _LIST_BATCH):
+                for name in batch:
+                    yield path / name
+        finally:
+            entries.close()  # type: ignore[attr-defined]
+
+    @universal_exception
+    @with_timeout
+    async def stat(self, path: Path) -> os.stat_result:
+        return await self._run(os.stat, path)
+
+    async def _open(self, path: Path, mode: str = "rb") -> _LocalFile:
+        opening = self._run(_LocalFile, Path(path), mode)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread may still create the file (and a partial sibling): roll it
+            # back once it exists instead of leaking it.
+            opening.add_done_callback(self._discard_orphan)
+            raise
+
+    def _discard_orphan(self, opening: asyncio.Future[_LocalFile]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            cleanup = self._run(opening.result().rollback)
+            cleanup.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    @universal_exception
+    @with_timeout
+    async def seek(self, file: _LocalFile, offset: int, whence: int = io.SEEK_SET) -> int:
+        return await self._run(file.seek, offset, whence)
+
+    @universal_exception
+    @with_timeout
+    async def write(self, file: _LocalFile, data: bytes) -> None:
+        await self._run(file.write, data)
+
+    @universal_exception
+    @with_timeout
+    async def read(self, file: _LocalFile, block_size: int) -> bytes:
+        return await self._run(file.read, block_size)
+
+    @universal_exception
+    @with_timeout
+    async def close(self, file: _LocalFile) -> None:
+        await self._run(file.commit)
+
+    @universal_exception
+    @with_timeout
+    async def abort(self, file: _LocalFile) -> None:
+        await self._run(file.rollback)
+
+    @universal_exception
+    @with_timeout
+    async def rename(self, source: Path, destination: Path) -> None:
+        await self._run(os.replace, source, destination)
+
+    @universal_exception
+    @with_timeout
+    async def realpath(self, path: Path) -> Path:
+        return await self._run(_realpath, path)
+
+    @universal_exception
+    @with_timeout
+    async def lstat_is_symlink(self, path: Path) -> bool:
+        return await self._run(_lstat_is_symlink, path)

@@ -1,0 +1,112 @@
+"""gateway: an asyncio FTP server and client that fronts storage.
+
+The public names are aioftp 0.28's, so code written for aioftp runs with
+``import gateway as aioftp``.
+"""
+
+from gateway.client import BaseClient, Client, DataConnectionThrottleStreamIO
+from gateway.common import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_PASSWORD,
+    DEFAULT_PORT,
+    DEFAULT_USER,
+    END_OF_LINE,
+    AbstractAsyncLister,
+    AsyncListerMixin,
+    AsyncStreamIterator,
+    AvailableConnections,
+    Code,
+    Connection,
+    SSLSessionBoundContext,
+    StreamIO,
+    StreamThrottle,
+    Throttle,
+    ThrottleStreamIO,
+    async_enterable,
+    setlocale,
+    with_timeout,
+    wrap_into_codes,
+    wrap_with_container,
+)
+from gateway.errors import (
+    AIOFTPException,
+    InvalidCommand,
+    NoAvailablePort,
+    PathIOError,
+    PathIsNotAbsolute,
+    StatusCodeError,
+)
+from gateway.pathio import (
+    AbstractPathIO,
+    AsyncPathIO,
+    AsyncPathIOContext,
+    MemoryPathIO,
+    PathIO,
+    PathIONursery,
+)
+from gateway.server import (
+    AbstractUserManager,
+    ConnectionConditions,
+    MemoryUserManager,
+    PathConditions,
+    PathPermissions,
+    Permission,
+    Server,
+    User,
+    worker,
+)
+
+__version__ = "0.1.0"
+version = tuple(int(part) for part in __version__.split("."))
+
+__all__ = (
+    "AIOFTPException",
+    "AbstractAsyncLister",
+    "AbstractPathIO",
+    "AbstractUserManager",
+    "AsyncListerMixin",
+    "AsyncPathIO",
+    "AsyncPathIOContext",
+    "AsyncStreamIterator",
+    "AvailableConnections",
+    "BaseClient",
+    "Client",
+    "Code",
+    "Connection",
+    "ConnectionConditions",
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_PORT",
+    "DEFAULT_USER",
+    "DataConnectionThrottleStreamIO",
+    "END_OF_LINE",
+    "InvalidCommand",
+    "MemoryPathIO",
+    "MemoryUserManager",
+    "NoAvailablePort",
+    "PathConditions",
+    "PathIO",
+    "PathIOError",
+    "PathIONursery",
+    "PathIsNotAbsolute",
+    "PathPermissions",
+    "Permission",
+    "SSLSessionBoundContext",
+    "Server",
+    "StatusCodeError",
+    "StreamIO",
+    "StreamThrottle",
+    "Throttle",
+    "ThrottleStreamIO",
+    "User",
+    "__version__",
+    "async_enterable",
+    "setlocale",
+    "version",
+    "with_timeout",
+    "worker",
+    "wrap_into_codes",
+    "wrap_with_container",
+)

@@ -1,0 +1,312 @@
+"""The client's side of the control connection: connect, send, read replies.
+
+``BaseClient`` is the low level half of aioftp's client API.  The parsing itself
+lives in ``gateway.client.parsers`` (pure functions); the methods here bind them to
+the client's encoding and keep aioftp's names and signatures so subclasses written
+for aioftp keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import ssl as ssl_module
+from collections.abc import Callable, Iterable
+from pathlib import PurePosixPath
+from typing import Any
+
+from backends import PathIO
+from gateway import errors
+from gateway.client import parsers
+from gateway.common import (
+    DEFAULT_PORT,
+    END_OF_LINE,
+    Code,
+    SSLSessionBoundContext,
+    wrap_into_codes,
+)
+from gateway.streams import ThrottleStreamIO
+from gateway.throttle import StreamThrottle
+
+__all__ = ("BaseClient",)
+
+logger = logging.getLogger("gateway.client")
+
+Codes = str | int | Iterable[str | int]
+ListLineParser = Callable[[bytes], tuple[PurePosixPath, dict]]
+
+
+class BaseClient:
+    """Control connection, replies and passive data connections.
+
+    ``ssl`` makes the control connection (and every data connection) TLS from the
+    first byte (implicit FTPS); ``Client.upgrade_to_tls`` does the explicit kind.
+    Extra keyword arguments (``socks_host``, ``socks_port``, ``socks_version``,
+    ``username``, ``password``, ...) are handed to ``siosocks`` to reach the server
+    through a SOCKS proxy.
+    """
+
+    def __init__(
+        self,
+        *,
+        socket_timeout: float | None = None,
+        connection_timeout: float | None = None,
+        read_speed_limit: int | None = None,
+        write_speed_limit: int | None = None,
+        path_timeout: float | None = None,
+        path_io_factory: Callable[..., Any] = PathIO,
+        encoding: str = "utf-8",
+        ssl: ssl_module.SSLContext | bool | None = None,
+        parse_list_line_custom: ListLineParser | None = None,
+        parse_list_line_custom_first: bool = True,
+        passive_commands: Iterable[str] = ("epsv", "pasv"),
+        **siosocks_asyncio_kwargs: Any,
+    ) -> None:
+        self.socket_timeout = socket_timeout
+        self.connection_timeout = connection_timeout
+        self.throttle = StreamThrottle.from_limits(read_speed_limit, write_speed_limit)
+        self.path_timeout = path_timeout
+        self.path_io = path_io_factory(timeout=path_timeout)
+        self.encoding = encoding
+        self.stream: ThrottleStreamIO | None = None
+        self.ssl = ssl
+        self.parse_list_line_custom = parse_list_line_custom
+        self.parse_list_line_custom_first = parse_list_line_custom_first
+        self._passive_commands = tuple(passive_commands)
+        self._siosocks_asyncio_kwargs = siosocks_asyncio_kwargs
+        self.server_host: str | None = None
+        self.server_port: int | None = None
+        # TLS of data connections: the context to use and, once the control
+        # connection is TLS, the session they resume (servers may insist on it).
+        self._data_ssl: ssl_module.SSLContext | None = None
+        self._tls_session_source: ssl_module.SSLObject | None = None
+
+    # --- connections ------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl_module.SSLContext | None:
+        if self.ssl is None or self.ssl is False:
+            return None
+        if self.ssl is True:
+            return ssl_module.create_default_context()
+        return self.ssl
+
+    async def _open_connection(
+        self, host: str, port: int, *, ssl: Any = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a TCP (or SOCKS-proxied) connection, TLS when ``ssl`` is given."""
+        coro = self._connect_raw(host, port, ssl)
+        if self.connection_timeout is None:
+            return await coro
+        async with asyncio.timeout(self.connection_timeout):
+            return await coro
+
+    async def _connect_raw(
+        self, host: str, port: int, ssl: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        kwargs = self._siosocks_asyncio_kwargs
+        if not kwargs.get("socks_host"):
+            return await asyncio.open_connection(
+                host, port, ssl=ssl, server_hostname=host if ssl else None
+            )
+        try:
+            from siosocks.io.asyncio import open_connection
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "SOCKS proxy support needs siosocks: pip install gateway[socks]"
+            ) from e
+        # TLS runs end to end through the proxy, so it starts after the SOCKS
+        # handshake rather than on the connection to the proxy.
+        reader, writer = await open_connection(host, port, **kwargs)
+        if ssl:
+            await writer.start_tls(ssl, server_hostname=host)
+        return reader, writer
+
+    async def connect(self, host: str, port: int = DEFAULT_PORT) -> list[str]:
+        """Open the control connection; ``Client.connect`` also reads the greeting."""
+        self.server_host = host
+        self.server_port = port
+        context = self._ssl_context()
+        reader, writer = await self._open_connection(host, port, ssl=context)
+        self.stream = ThrottleStreamIO(
+            reader,
+            writer,
+            throttles={"_": self.throttle},
+            timeout=self.socket_timeout,
+        )
+        if context is not None:
+            self._data_ssl = context
+            self._tls_session_source = writer.get_extra_info("ssl_object")
+        return []
+
+    def close(self) -> None:
+        """Drop the control connection without a QUIT (safe to call twice)."""
+        if self.stream is not None:
+            self.stream.close()
+
+    def _data_connection_ssl(self) -> Any:
+        """What a data connection's TLS uses: the control session, resumed."""
+        if self._data_ssl is None:
+            return None
+        session = None
+        if self._tls_session_source is not None:
+            session = self._tls_session_source.session
+        return SSLSessionBoundContext(self._data_ssl, session)
+
+    # --- replies ----------------------------------------------------------------
+
+    async def parse_line(self) -> tuple[Code, str]:
+        """Read one reply line; an empty read means the server hung up."""
+        if self.stream is None:
+            raise ConnectionError("not connected")
+        line = await self.stream.readline()
+        if not line:
+            self.stream.close()
+            raise ConnectionResetError("connection closed by the server")
+        text = line.decode(encoding=self.encoding)
+        logger.debug(text.rstrip("\r\n"))
+        return parsers.parse_reply_line(text)
+
+    async def parse_response(self) -> tuple[Code, list[str]]:
+        """Read one complete, possibly multi-line, reply."""
+        reply = parsers.MultilineReply()
+        while not reply.feed(*await self.parse_line()):
+            pass
+        assert reply.code is not None
+        return reply.code, reply.info
+
+    def check_codes(self, expected_codes: Codes, received_code: Code, info: list[str]) -> None:
+        """Raise ``StatusCodeError`` unless the code matches one of the masks."""
+        expected = wrap_into_codes(expected_codes)
+        if not any(received_code.matches(mask) for mask in expected):
+            raise errors.StatusCodeError(expected, received_code, info)
+
+    async def command(
+        self,
+        command: str | None = None,
+        expected_codes: Codes = (),
+        wait_codes: Codes = (),
+        censor_after: int | None = None,
+    ) -> tuple[Code, list[str]] | None:
+        """Send a command (if any) and read replies.
+
+        Replies matching ``wait_codes`` (preliminary ``1xx`` usually) are read
+        past; the next one is checked against ``expected_codes`` and returned.
+        With neither, nothing is read, which lets callers pipeline.
+        """
+        expected = wrap_into_codes(expected_codes)
+        waits = wrap_into_codes(wait_codes)
+        if command:
+            if self.stream is None:
+                raise ConnectionError("not connected")
+            if censor_after:
+                shown = command[:censor_after] + "*" * len(command[censor_after:])
+            else:
+                shown = command
+            logger.debug(shown)
+            await self.stream.write((command + END_OF_LINE).encode(encoding=self.encoding))
+        if not expected and not waits:
+            return None
+        code, info = await self.parse_response()
+        while any(code.matches(mask) for mask in waits):
+            code, info = await self.parse_response()
+        if expected:
+            self.check_codes(expected, code, info)
+        return code, info
+
+    # --- passive data connections ---------------------------------------------
+
+    async def _do_epsv(self) -> tuple[None, int]:
+        _, info = await self.command("EPSV", "229")  # type: ignore[misc]
+        return self.parse_epsv_response(info[-1])
+
+    async def _do_pasv(self) -> tuple[str, int]:
+        _, info = await self.command("PASV", "227")  # type: ignore[misc]
+        return self.parse_pasv_response(info[-1])
+
+    async def _passive_address(self, commands: Iterable[str]) -> tuple[str | None, int]:
+        """Try EPSV/PASV in order; a command the server does not know is dropped
+        for the rest of the session so later transfers skip the round trip."""
+        names = [name.lower() for name in commands]
+        if not names:
+            raise ValueError("no passive commands to try")
+        handlers = {"epsv": self._do_epsv, "pasv": self._do_pasv}
+        for index, name in enumerate(names):
+            if name not in handlers:
+                raise ValueError(f"unknown passive command {name!r}")
+            try:
+                return await handlers[name]()
+            except errors.StatusCodeError as e:
+                last = index == len(names) - 1
+                if last or not any(c.matches("50x") for c in e.received_codes):
+                    raise
+                remaining = tuple(c for c in self._passive_commands if c.lower() != name)
+                if remaining:
+                    self._passive_commands = remaining
+        raise AssertionError("unreachable")
+
+    async def _open_data_connection(
+        self, commands: Iterable[str]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        ip, port = await self._passive_address(commands)
+        assert self.server_host is not None
+        host = parsers.choose_passive_host(ip, self.server_host)
+        return await self._open_connection(host, port, ssl=self._data_connection_ssl())
+
+    # --- parsers bound to this client -------------------------------------------
+
+    @staticmethod
+    def parse_epsv_response(s: str) -> tuple[None, int]:
+        return parsers.parse_epsv_response(s)
+
+    @staticmethod
+    def parse_pasv_response(s: str) -> tuple[str, int]:
+        return parsers.parse_pasv_response(s)
+
+    @staticmethod
+    def parse_directory_response(s: str) -> PurePosixPath:
+        return parsers.parse_directory_response(s)
+
+    @staticmethod
+    def parse_unix_mode(s: str) -> int:
+        return parsers.parse_unix_mode(s)
+
+    @staticmethod
+    def format_date_time(d: datetime.datetime) -> str:
+        return parsers.format_date_time(d)
+
+    @classmethod
+    def parse_ls_date(cls, s: str, *, now: datetime.datetime | None = None) -> str:
+        return parsers.parse_ls_date(s, now=now)
+
+    def _decode(self, b: bytes | str) -> str:
+        return b if isinstance(b, str) else b.decode(encoding=self.encoding)
+
+    def parse_list_line_unix(self, b: bytes) -> tuple[PurePosixPath, dict]:
+        return parsers.parse_list_line_unix(self._decode(b))
+
+    def parse_list_line_windows(self, b: bytes) -> tuple[PurePosixPath, dict]:
+        return parsers.parse_list_line_windows(self._decode(b))
+
+    def parse_list_line(self, b: bytes) -> tuple[PurePosixPath, dict]:
+        """Try the custom parser (first or last), then unix, then windows."""
+        chain: list[ListLineParser | None] = [
+            self.parse_list_line_unix,
+            self.parse_list_line_windows,
+        ]
+        if self.parse_list_line_custom_first:
+            chain.insert(0, self.parse_list_line_custom)
+        else:
+            chain.append(self.parse_list_line_custom)
+        failures: list[Exception] = []
+        for parser in chain:
+            if parser is None:
+                continue
+            try:
+                return parser(b)
+            except (ValueError, KeyError, IndexError) as e:
+                failures.append(e)
+        raise ValueError("no parser understood the LIST line", b, failures)
+
+    def parse_mlsx_line(self, b: bytes | str) -> tuple[PurePosixPath, dict]:
+        return parsers.parse_mlsx_line(self._decode(b))

@@ -1,0 +1,248 @@
+"""Command lines in, (verb, argument) out; and the table that describes every verb.
+
+The table is the single source of truth for the generic replies (500 unknown, 501
+missing argument, 503/530 not logged in, 550 no permission), for HELP and for FEAT, so
+a handler only holds its own logic (pyftpdlib's ``proto_cmds`` idea).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = (
+    "MAX_LINE_LENGTH",
+    "CommandInfo",
+    "COMMANDS",
+    "strip_telnet",
+    "parse_command",
+    "is_verb",
+    "decode_line",
+    "encode_text",
+    "feat_lines",
+    "help_lines",
+)
+
+#: Longest command line accepted by default (bytes, CRLF included).  Long enough for
+#: any real path, short enough that a peer cannot make us buffer without bound.
+MAX_LINE_LENGTH = 4096
+
+# --------------------------------------------------------------------------- telnet
+
+_IAC = 0xFF
+_SB = 0xFA
+_SE = 0xF0
+_WILL = 0xFB  # WILL, WONT, DO, DONT are 0xFB..0xFE and each carries one option byte
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """Drop Telnet control sequences from a control-connection line.
+
+    RFC 959 runs the control connection over Telnet NVT, so clients may send IAC IP /
+    IAC DM before ABOR (RFC 959 section 4.1.3), option negotiation, or IAC IAC for a
+    literal 0xFF byte in a file name.  Malformed or truncated sequences are dropped
+    rather than rejected: this runs on untrusted input and must never raise.
+    """
+    if b"\xff" not in data:  # the overwhelmingly common case
+        return data
+    out = bytearray()
+    n = len(data)
+    i = 0
+    find = data.find
+    while i < n:
+        j = find(b"\xff", i)
+        if j < 0:
+            out += data[i:]
+            break
+        out += data[i:j]
+        if j + 1 >= n:  # lone IAC at the end: truncated sequence
+            break
+        cmd = data[j + 1]
+        if cmd == _IAC:
+            out.append(_IAC)
+            i = j + 2
+        elif cmd == _SB:
+            # Subnegotiation runs to IAC SE; IAC IAC inside it is escaped data.
+            k = j + 2
+            while True:
+                k = find(b"\xff", k)
+                if k < 0 or k + 1 >= n:
+                    i = n
+                    break
+                if data[k + 1] == _SE:
+                    i = k + 2
+                    break
+                k += 2
+        elif cmd >= _WILL:  # WILL / WONT / DO / DONT <option>
+            i = j + 3
+        else:
+            # Two-byte commands (IP, DM, AO, AYT, NOP, ...) and stray bytes after IAC.
+            i = j + 2
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def parse_command(line: str) -> tuple[str, str]:
+    """Split a decoded command line into (lowercase verb, argument).
+
+    Only the line terminator is removed: file names may start or end with spaces and
+    must reach the handler unchanged.  The verb is not validated here so that the
+    caller can answer 500 with the verb the client actually sent.
+    """
+    line = line.rstrip("\r\n")
+    verb, _, rest = line.partition(" ")
+    return verb.lower(), rest
+
+
+def is_verb(verb: str) -> bool:
+    """Whether ``verb`` is shaped like an FTP verb (RFC 959: 3 or 4 letters; extensions
+    such as HOST or XPWD stay within 8), to tell garbage from an unknown command."""
+    return 0 < len(verb) <= 8 and verb.isascii() and verb.isalpha()
+
+
+def decode_line(raw: bytes, encoding: str) -> str:
+    """Decode a line so that bytes invalid in ``encoding`` survive a round trip.
+
+    File names on disk or in a bucket need not be valid UTF-8; surrogateescape keeps
+    each invalid byte as a lone surrogate that :func:`encode_text` turns back into the
+    same byte, so RETR of a name taken from LIST finds the same file.
+    """
+    return raw.decode(encoding, "surrogateescape")
+
+
+def encode_text(text: str, encoding: str) -> bytes:
+    """Encode a reply or listing line, restoring escaped bytes; never raises.
+
+    Surrogates that surrogateescape cannot restore (e.g. a lone U+D800 from a
+    backend) become ``?`` instead of aborting the whole reply or listing.
+    """
+    try:
+        return text.encode(encoding, "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode(encoding, "_gateway_escape_or_replace")
+
+
+def _escape_or_replace(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start : exc.end]:
+        code = ord(ch)
+        out.append(code - 0xDC00 if 0xDC80 <= code <= 0xDCFF else 0x3F)
+    return bytes(out), exc.end
+
+
+def _register_error_handler() -> None:
+    import codecs
+
+    codecs.register_error("_gateway_escape_or_replace", _escape_or_replace)
+
+
+_register_error_handler()
+
+# --------------------------------------------------------------------------- table
+
+Arg = Literal["required", "optional", "none"]
+Perm = Literal["read", "write"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInfo:
+    """What the dispatcher must check before a handler runs.
+
+    ``permission`` names the right needed on the command's path argument (read or
+    write), ``feat`` the line this command adds to the FEAT reply.
+    """
+
+    name: str
+    needs_login: bool
+    arg: Arg
+    permission: Perm
+    help: str
+    feat: str | None = None
+
+
+MLST_FEAT = "MLST type*;size*;modify*;perm*;unique*;"
+
+_TABLE: tuple[CommandInfo, ...] = (
+    # access control
+    CommandInfo("USER", False, "required", None, "USER <sp> user-name"),
+    CommandInfo("PASS", False, "optional", None, "PASS [<sp> password]"),
+    CommandInfo("ACCT", False, "required", None, "ACCT <sp> account-information"),
+    CommandInfo("QUIT", False, "none", None, "QUIT"),
+    CommandInfo("AUTH", False, "required", None, "AUTH <sp> TLS", "AUTH TLS"),
+    CommandInfo("PBSZ", False, "required", None, "PBSZ <sp> 0", "PBSZ"),
+    CommandInfo("PROT", False, "required", None, "PROT <sp> P|C", "PROT"),
+    # navigation
+    CommandInfo("PWD", True, "none", None, "PWD"),
+    CommandInfo("XPWD", True, "none", None, "XPWD"),
+    CommandInfo("CWD", True, "required", "read", "CWD <sp> pathname", "TVFS"),
+    CommandInfo("XCWD", True, "required", "read", "XCWD <sp> pathname"),
+    CommandInfo("CDUP", True, "none", "read", "CDUP"),
+    CommandInfo("XCUP", True, "none", "read", "XCUP"),
+    # directories and files
+    CommandInfo("MKD", True, "required", "write", "MKD <sp> pathname"),
+    CommandInfo("XMKD", True, "required", "write", "XMKD <sp> pathname"),
+    CommandInfo("RMD", True, "required", "write", "RMD <sp> pathname"),
+    CommandInfo("XRMD", True, "required", "write", "XRMD <sp> pathname"),
+    CommandInfo("RNFR", True, "required", "write", "RNFR <sp> pathname"),
+    CommandInfo("RNTO", True, "required", "write", "RNTO <sp> pathname"),
+    CommandInfo("DELE", True, "required", "write", "DELE <sp> pathname"),
+    CommandInfo("SIZE", True, "required", "read", "SIZE <sp> pathname", "SIZE"),
+    CommandInfo("MDTM", True, "required", "read", "MDTM <sp> pathname", "MDTM"),
+    # listings
+    CommandInfo("LIST", True, "optional", "read", "LIST [<sp> pathname]"),
+    CommandInfo("NLST", True, "optional", "read", "NLST [<sp> pathname]"),
+    CommandInfo("MLSD", True, "optional", "read", "MLSD [<sp> pathname]", MLST_FEAT),
+    CommandInfo("MLST", True, "optional", "read", "MLST [<sp> pathname]", MLST_FEAT),
+    CommandInfo("STAT", True, "optional", "read", "STAT [<sp> pathname]"),
+    # transfers
+    CommandInfo("STOR", True, "required", "write", "STOR <sp> file-name"),
+    CommandInfo("STOU", True, "optional", "write", "STOU [<sp> file-name]"),
+    CommandInfo("APPE", True, "required", "write", "APPE <sp> file-name"),
+    CommandInfo("RETR", True, "required", "read", "RETR <sp> file-name"),
+    CommandInfo("REST", True, "required", None, "REST <sp> offset", "REST STREAM"),
+    CommandInfo("ABOR", True, "none", None, "ABOR"),
+    CommandInfo("ALLO", True, "required", None, "ALLO <sp> bytes"),
+    CommandInfo("TYPE", True, "required", None, "TYPE <sp> A|I|L 8"),
+    CommandInfo("MODE", True, "required", None, "MODE <sp> S"),
+    CommandInfo("STRU", True, "required", None, "STRU <sp> F"),
+    # data connection
+    CommandInfo("PASV", True, "none", None, "PASV", "PASV"),
+    CommandInfo("EPSV", True, "optional", None, "EPSV [<sp> 1|2|ALL]", "EPSV"),
+    CommandInfo("PORT", True, "required", None, "PORT <sp> h1,h2,h3,h4,p1,p2"),
+    CommandInfo("EPRT", True, "required", None, "EPRT <sp> |proto|addr|port|", "EPRT"),
+    # informational
+    CommandInfo("SYST", False, "none", None, "SYST"),
+    CommandInfo("NOOP", False, "none", None, "NOOP"),
+    CommandInfo("FEAT", False, "none", None, "FEAT"),
+    CommandInfo("OPTS", False, "required", None, "OPTS <sp> UTF8 ON", "UTF8"),
+    CommandInfo("HELP", False, "optional", None, "HELP [<sp> command]"),
+    CommandInfo("SITE", True, "required", None, "SITE <sp> site-command"),
+)
+
+#: Verb (lowercase, as returned by :func:`parse_command`) -> its description.
+COMMANDS: dict[str, CommandInfo] = {info.name.lower(): info for info in _TABLE}
+
+_HELP_LINES: tuple[str, ...] = tuple(sorted(info.help for info in _TABLE))
+
+
+def feat_lines(enabled: set[str]) -> list[str]:
+    """FEAT body lines for the verbs the server actually serves (case-insensitive),
+    so a client is never told about an extension it cannot use."""
+    lines = set()
+    for verb in enabled:
+        info = COMMANDS.get(verb.lower())
+        if info is not None and info.feat is not None:
+            lines.add(info.feat)
+    return sorted(lines)
+
+
+def help_lines(enabled: set[str] | None = None) -> list[str]:
+    """HELP body lines: one syntax line per verb (all known verbs by default)."""
+    if enabled is None:
+        return list(_HELP_LINES)
+    wanted = {verb.lower() for verb in enabled}
+    return sorted(info.help for key, info in COMMANDS.items() if key in wanted)

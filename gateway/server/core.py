@@ -1,0 +1,456 @@
+"""The FTP server: listener, the per-connection command loop, shared settings.
+
+Command handlers live in ``gateway.server.handlers`` as mixins grouped by concern;
+``Server`` combines them so subclasses override or add commands exactly as with
+aioftp (``async def coll(self, connection, rest)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import ssl as ssl_module
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from backends import PathIO, PathIONursery
+from backends.errors import PathIOError
+from backends.registry import backend_for_root
+from gateway.common import END_OF_LINE, AvailableConnections
+from gateway.protocol.commands import (
+    COMMANDS,
+    MAX_LINE_LENGTH,
+    decode_line,
+    encode_text,
+    parse_command,
+    strip_telnet,
+)
+from gateway.protocol.listing import format_list_line, format_mlsx_line, mlsx_perm
+from gateway.protocol.paths import resolve_virtual, virtual_to_real
+from gateway.protocol.replies import format_reply
+from gateway.server.datachannel import PortPool, close_passive_listener
+from gateway.server.handlers import (
+    FileCommands,
+    ListingCommands,
+    LoginCommands,
+    MiscCommands,
+    NavigationCommands,
+    TlsCommands,
+    TransferCommands,
+)
+from gateway.server.session import Session
+from gateway.server.storage_errors import reply_for_storage_error
+from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
+from gateway.throttle import StreamThrottle
+from gateway.users import AbstractUserManager, MemoryUserManager
+
+__all__ = ("Server", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_LOGIN_TIMEOUT")
+
+logger = logging.getLogger("gateway.server")
+
+#: Seconds a logged-in client may stay silent.  aioftp waits forever; a production
+#: server should not keep dead sessions, so the default is finite (``None`` disables).
+DEFAULT_IDLE_TIMEOUT = 900.0
+#: Seconds a client has from connecting to completing its login.
+DEFAULT_LOGIN_TIMEOUT = 60.0
+#: Passwords longer than this are refused before any hashing work is done.
+MAX_PASSWORD_LENGTH = 1024
+#: Listen backlog: room for a burst of clients connecting at once.
+DEFAULT_BACKLOG = 1024
+
+class Server(
+    LoginCommands,
+    NavigationCommands,
+    FileCommands,
+    ListingCommands,
+    TransferCommands,
+    TlsCommands,
+    MiscCommands,
+):
+    """FTP server (aioftp's ``Server``; extra keyword options are ours).
+
+    ``ssl`` enables implicit TLS on every accepted connection, as in aioftp.
+    ``tls_context`` enables explicit FTPS (AUTH TLS, RFC 4217); it defaults to
+    ``ssl`` when that is given.  ``require_tls`` refuses login and data transfers
+    on a control connection that is not protected.  ``require_tls_session_reuse``
+    answers 522 to a protected data connection that does not resume the control
+    connection's TLS session.
+    """
+
+    def __init__(
+        self,
+        users: Any = None,
+        *,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        socket_timeout: float | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        wait_future_timeout: float | None = 1,
+        path_timeout: float | None = None,
+        path_io_factory: Any = PathIO,
+        maximum_connections: int | None = None,
+        read_speed_limit: int | None = None,
+        write_speed_limit: int | None = None,
+        read_speed_limit_per_connection: int | None = None,
+        write_speed_limit_per_connection: int | None = None,
+        ipv4_pasv_forced_response_address: str | None = None,
+        data_ports: Iterable[int] | None = None,
+        encoding: str = "utf-8",
+        ssl: ssl_module.SSLContext | None = None,
+        welcome_message: str = "welcome",
+        system_type: str = "UNIX Type: L8",
+        login_timeout: float | None = DEFAULT_LOGIN_TIMEOUT,
+        tls_context: ssl_module.SSLContext | None = None,
+        require_tls: bool = False,
+        require_tls_session_reuse: bool = False,
+        tls_handshake_timeout: float = 30.0,
+        max_line_length: int = MAX_LINE_LENGTH,
+        max_password_length: int = MAX_PASSWORD_LENGTH,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
+        self.block_size = block_size
+        self.socket_timeout = socket_timeout
+        self.idle_timeout = idle_timeout
+        self.wait_future_timeout = wait_future_timeout
+        self.path_timeout = path_timeout
+        self.path_io_factory = PathIONursery(path_io_factory)
+        self.ipv4_pasv_forced_response_address = ipv4_pasv_forced_response_address
+        self.data_ports = data_ports
+        self.data_port_pool = PortPool(data_ports)
+        self.encoding = encoding
+        self.ssl = ssl
+        self.tls_context = tls_context or ssl
+        self.require_tls = require_tls
+        self.require_tls_session_reuse = require_tls_session_reuse
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.welcome_message = welcome_message
+        self.system_type = system_type
+        self.login_timeout = login_timeout
+        self.max_line_length = max_line_length
+        self.max_password_length = max_password_length
+        self.backlog = backlog
+        if isinstance(users, AbstractUserManager):
+            self.user_manager = users
+        else:
+            self.user_manager = MemoryUserManager(users)
+        self.available_connections = AvailableConnections(maximum_connections)
+        self.throttle = StreamThrottle.from_limits(read_speed_limit, write_speed_limit)
+        self.throttle_per_connection = StreamThrottle.from_limits(
+            read_speed_limit_per_connection, write_speed_limit_per_connection
+        )
+        self.throttle_per_user: dict[Any, StreamThrottle] = {}
+        self.sessions: dict[asyncio.Task, Session] = {}
+        self.server: asyncio.base_events.Server | None = None
+        self.server_host: str | None = None
+        self.server_port: int | None = None
+        self._root_backends: dict[str, tuple[Any, Any]] = {}
+        self.commands_mapping = self._build_commands_mapping()
+
+    # -- aioftp-compatible attributes ---------------------------------------------
+    @property
+    def connections(self) -> dict:
+        """Live sessions keyed by their task (aioftp exposed its connections)."""
+        return self.sessions
+
+    def _build_commands_mapping(self) -> dict[str, Any]:
+        mapping = {}
+        for verb in COMMANDS:
+            method = getattr(self, _method_name(verb.lower()), None)
+            if method is not None:
+                mapping[verb.lower()] = method
+        return mapping
+
+    def _extension_handler(self, verb: str) -> Any:
+        """A command method a subclass added (``coll``), never a base-class method.
+
+        Only names defined on subclasses of ``Server`` count, so a client cannot call
+        ``close`` or ``start`` by sending them as commands.
+        """
+        name = _method_name(verb)
+        if not name.isidentifier() or name.startswith("_"):
+            return None
+        for cls in type(self).__mro__:
+            if cls is Server:
+                return None
+            if name in cls.__dict__:
+                method = getattr(self, name)
+                if asyncio.iscoroutinefunction(method):
+                    return method
+                return None
+        return None
+
+    # -- life cycle -------------------------------------------------------------------
+    async def start(self, host: str | None = None, port: int = 0, **kwargs: Any) -> None:
+        """Start listening; ``kwargs`` go to ``asyncio.start_server``."""
+        kwargs.setdefault("ssl", self.ssl)
+        kwargs.setdefault("backlog", self.backlog)
+        kwargs.setdefault("limit", max(self.max_line_length + 2, 1024))
+        kwargs.setdefault("reuse_address", True)
+        self.server = await asyncio.start_server(self.dispatcher, host, port, **kwargs)
+        for sock in self.server.sockets:
+            if sock.family in (2, 10):  # AF_INET, AF_INET6
+                self.server_host, self.server_port = sock.getsockname()[:2]
+                break
+        logger.info("serving on %s:%s", self.server_host, self.server_port)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (proxy of ``asyncio.Server.serve_forever``)."""
+        assert self.server is not None, "start() first"
+        return await self.server.serve_forever()
+
+    async def run(self, host: str | None = None, port: int = 0, **kwargs: Any) -> None:
+        """Start, serve until cancelled, then close."""
+        await self.start(host=host, port=port, **kwargs)
+        try:
+            await self.serve_forever()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop listening and close every session."""
+        if self.server is not None:
+            self.server.close()
+        tasks = list(self.sessions)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if self.server is not None:
+            await self.server.wait_closed()
+        logger.info("server closed")
+
+    # -- replies ------------------------------------------------------------------------
+    async def write_line(self, stream: StreamIO, line: str) -> None:
+        logger.debug(line)
+        await stream.write(encode_text(line + END_OF_LINE, self.encoding))
+
+    async def write_response(
+        self, stream: StreamIO, code: str, lines: Any = "", list: bool = False  # noqa: A002
+    ) -> None:
+        for line in format_reply(code, lines, as_list=list):
+            await self.write_line(stream, line)
+
+    # -- paths ----------------------------------------------------------------------------
+    def get_paths(self, connection: Session, path: Any) -> tuple[Any, pathlib.PurePosixPath]:
+        """(real path, virtual path) for an argument; never outside the user's root."""
+        virtual = resolve_virtual(connection.current_directory, str(path))
+        return virtual_to_real(connection.user_root, virtual), virtual
+
+    async def build_list_string(self, connection: Session, path: Any) -> str:
+        stats = await connection.path_io.stat(path)
+        return format_list_line(path.name, stats, now=time.time())
+
+    async def build_mlsx_string(self, connection: Session, path: Any, name: str | None = None) -> str:
+        stats = await connection.path_io.stat(path)
+        return await self._mlsx_line(connection, path, stats, name)
+
+    async def _mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
+        virtual = connection.virtual_of(path)
+        permission = await connection.user.get_permissions(virtual)
+        is_dir = _is_dir(stats)
+        perm = mlsx_perm(is_dir, permission.readable, permission.writable)
+        return format_mlsx_line(path.name if name is None else name, stats, perm=perm)
+
+    # -- the per-connection loop ------------------------------------------------------------
+    async def dispatcher(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one control connection from greeting to close."""
+        task = asyncio.current_task()
+        stream = StreamIO(reader, writer, write_timeout=self.socket_timeout)
+        session = Session(self, reader, writer, stream)
+        assert task is not None
+        self.sessions[task] = session
+        logger.info("session %s: connection from %s:%s", session.id, session.client_host, session.client_port)
+        try:
+            if self.available_connections.locked():
+                await self.write_response(stream, "421", "too many connections")
+                return
+            self.available_connections.acquire()
+            session.acquired = True
+            session.path_io = self.path_io_factory(timeout=self.path_timeout, connection=session)
+            session.response("220", self.welcome_message)
+            await self._command_loop(session)
+        except asyncio.CancelledError:
+            if not session.closing:
+                session.closing = True
+                try:
+                    await asyncio.wait_for(
+                        self.write_response(stream, "421", "server shutting down"), 1
+                    )
+                except (OSError, TimeoutError, RuntimeError, asyncio.CancelledError):
+                    pass
+        except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self._close_session(session)
+            self.sessions.pop(task, None)
+            logger.info("session %s: closed", session.id)
+
+    async def _command_loop(self, session: Session) -> None:
+        while not session.closing:
+            await session.flushed()
+            if session.closing:
+                return
+            raw = await self._read_command(session)
+            if raw is None:
+                return
+            keep = await self.dispatch_command(session, raw)
+            if not keep:
+                await session.flushed()
+                return
+
+    async def _read_command(self, session: Session) -> bytes | None:
+        """One command line, within the login or idle timeout; None when closed."""
+        timeout = self.idle_timeout if session.logged else (self.login_timeout or self.idle_timeout)
+        if session.extra_workers:
+            timeout = None  # a transfer is running: its own timeouts apply
+        reader = session.reader
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        return await reader.readuntil(b"\n")
+                    except asyncio.LimitOverrunError as exc:
+                        await self._discard_long_line(session, reader, exc.consumed)
+                    except asyncio.IncompleteReadError as exc:
+                        if exc.partial.strip():
+                            return exc.partial
+                        return None
+        except TimeoutError:
+            session.response("421", "timeout: closing control connection")
+            await session.flushed()
+            return None
+
+    async def _discard_long_line(self, session: Session, reader: asyncio.StreamReader, consumed: int) -> None:
+        """Drop an over-long line up to and including its end, then reply 500."""
+        await reader.readexactly(consumed)
+        while True:
+            try:
+                await reader.readuntil(b"\n")
+                break
+            except asyncio.LimitOverrunError as exc:
+                await reader.readexactly(exc.consumed)
+        session.response("500", f"command line too long (limit {self.max_line_length} bytes)")
+
+    async def dispatch_command(self, session: Session, raw: bytes) -> bool:
+        """Run one command line; False closes the session."""
+        line = decode_line(strip_telnet(raw), session.encoding)
+        verb, rest = parse_command(line)
+        if verb == "pass":
+            logger.debug("session %s: PASS ****", session.id)
+        else:
+            logger.debug("session %s: %s", session.id, line.rstrip("\r\n"))
+        if not verb:
+            session.response("500", "empty command")
+            return True
+        handler = self.commands_mapping.get(verb) or self._extension_handler(verb)
+        info = COMMANDS.get(verb)
+        if handler is None:
+            if info is not None:
+                session.response("502", f"'{verb.upper()}' not implemented")
+            else:
+                session.response("500", f"'{_printable(verb.upper())}' not understood")
+            return True
+        if info is not None:
+            refusal = self._refusal(session, info, rest)
+            if refusal is not None:
+                session.response(*refusal)
+                return True
+        try:
+            result = await handler(session, rest)
+        except PathIOError as exc:
+            session.response(*reply_for_storage_error(exc))
+            return True
+        except ValueError as exc:
+            # a path with NUL, an argument the parsers rejected
+            session.response("501", f"syntax error in arguments: {_printable(str(exc))}")
+            return True
+        except (ConnectionError, asyncio.IncompleteReadError):
+            raise
+        except Exception:
+            logger.exception("session %s: error in %s", session.id, verb.upper())
+            session.response("451", "requested action aborted: local error in processing")
+            return True
+        return result is not False
+
+    def _refusal(self, session: Session, info: Any, rest: str) -> tuple[str, str] | None:
+        """The generic reply a command gets before its handler runs, if any."""
+        if self.require_tls and not session.tls and info.name in ("USER", "PASS", "ACCT"):
+            return "530", "TLS required: use AUTH TLS first"
+        if info.needs_login and not session.logged:
+            return "530", "not logged in"
+        if info.arg == "required" and not rest.strip():
+            return "501", f"{info.name} needs an argument"
+        return None
+
+    def _report_worker_error(self, session: Session, exc: BaseException) -> None:
+        if isinstance(exc, PathIOError):
+            session.response(*reply_for_storage_error(exc))
+        elif isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+            session.response("426", "connection closed; transfer aborted")
+        else:
+            logger.error("session %s: transfer failed", session.id, exc_info=exc)
+            session.response("451", "requested action aborted: local error in processing")
+
+    async def _close_session(self, session: Session) -> None:
+        session.closing = True
+        workers = list(session.extra_workers)
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.wait(workers, timeout=5)
+        if session.data_connection is not None:
+            session.data_connection.close()
+            session.data_connection = None
+        await close_passive_listener(session)
+        if session.user is not None:
+            try:
+                await self.user_manager.notify_logout(session.user)
+            except Exception:
+                logger.exception("session %s: notify_logout failed", session.id)
+        if session.acquired:
+            session.acquired = False
+            self.available_connections.release()
+        try:
+            session.writer.close()
+        except (OSError, RuntimeError):
+            pass
+
+    # -- storage per user -----------------------------------------------------------------
+    def path_io_for_user(self, connection: Session, user: Any) -> Any:
+        """The path I/O for a user's root: the server's factory for a plain path, the
+        backend named by the scheme for a URL root (``memory://``, ``s3://``...)."""
+        base = user.base_path
+        if isinstance(base, str) and "://" in base:
+            entry = self._root_backends.get(base)
+            if entry is None:
+                factory, real_root = backend_for_root(base)
+                if not isinstance(factory, PathIONursery):
+                    factory = PathIONursery(factory)
+                entry = self._root_backends[base] = (factory, real_root)
+            factory, real_root = entry
+            connection.user_root_override = real_root
+            return factory(timeout=self.path_timeout, connection=connection)
+        connection.user_root_override = None
+        return self.path_io_factory(timeout=self.path_timeout, connection=connection)
+
+    # -- throttles and TLS for data connections --------------------------------------------
+    def data_tls_context(self, session: Session) -> ssl_module.SSLContext:
+        context = self.tls_context or self.ssl
+        assert context is not None
+        return context
+
+
+def _method_name(verb: str) -> str:
+    return verb + "_" if verb in ("pass",) else verb
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:64]
+
+
+def _is_dir(stats: Any) -> bool:
+    import stat as stat_module
+
+    return stat_module.S_ISDIR(getattr(stats, "st_mode", 0))
+

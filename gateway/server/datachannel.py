@@ -1,0 +1,206 @@
+"""Data connections: the passive listener of a session, and zero-copy sends.
+
+Secure by default: a passive connection is accepted only from the control
+connection's peer address; anything else is dropped while the listener keeps
+waiting for the real client.  A session owns at most one listener, however many
+PASV/EPSV commands arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import NoAvailablePort
+from gateway.streams import ThrottleStreamIO
+
+if TYPE_CHECKING:
+    from gateway.server.session import Session
+
+__all__ = ("PortPool", "open_passive_listener", "close_passive_listener", "sendfile")
+
+logger = logging.getLogger("gateway.server")
+
+DATA_READ_LIMIT = 1024 * 1024
+
+
+def same_host(a: str, b: str) -> bool:
+    """Compare addresses, treating IPv4-mapped IPv6 as its IPv4 form."""
+    if a == b:
+        return True
+    try:
+        ia, ib = ipaddress.ip_address(a.split("%")[0]), ipaddress.ip_address(b.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ia, ipaddress.IPv6Address) and ia.ipv4_mapped:
+        ia = ia.ipv4_mapped
+    if isinstance(ib, ipaddress.IPv6Address) and ib.ipv4_mapped:
+        ib = ib.ipv4_mapped
+    return ia == ib
+
+
+class PortPool:
+    """The ``data_ports`` of a server, handed out least recently used first."""
+
+    def __init__(self, ports: Any) -> None:
+        self._free: list[int] = list(dict.fromkeys(int(p) for p in ports)) if ports else []
+        self.enabled = bool(self._free)
+
+    def candidates(self) -> list[int]:
+        return list(self._free)
+
+    def take(self, port: int) -> None:
+        self._free.remove(port)
+
+    def give_back(self, port: int) -> None:
+        if port not in self._free:
+            self._free.append(port)
+
+
+async def open_passive_listener(session: Session) -> int:
+    """Start (or reuse) the session's passive listener; return its port."""
+    if session.passive_server is not None:
+        return session.passive_server.sockets[0].getsockname()[1]
+    server = session.server
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _accept_data_connection(session, reader, writer)
+
+    host = session.server_host
+    pool: PortPool = server.data_port_pool
+    if not pool.enabled:
+        listener = await asyncio.start_server(
+            accepted, host, 0, limit=DATA_READ_LIMIT, backlog=8, reuse_address=True
+        )
+        session.passive_server = listener
+        session.passive_port_from_pool = None
+        return listener.sockets[0].getsockname()[1]
+    for port in pool.candidates():
+        try:
+            listener = await asyncio.start_server(
+                accepted, host, port, limit=DATA_READ_LIMIT, backlog=8, reuse_address=True
+            )
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                continue
+            raise
+        pool.take(port)
+        session.passive_server = listener
+        session.passive_port_from_pool = port
+        return port
+    raise NoAvailablePort("no free data port")
+
+
+async def close_passive_listener(session: Session) -> None:
+    listener = session.passive_server
+    if listener is None:
+        return
+    session.passive_server = None
+    listener.close()
+    port = getattr(session, "passive_port_from_pool", None)
+    if port is not None:
+        session.server.data_port_pool.give_back(port)
+        session.passive_port_from_pool = None
+
+
+async def _accept_data_connection(
+    session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    peer = writer.get_extra_info("peername") or ("", 0)
+    if not same_host(peer[0], session.client_host):
+        logger.warning(
+            "session %s: refused data connection from %s (control peer is %s)",
+            session.id, peer[0], session.client_host,
+        )
+        writer.close()
+        return
+    if session.data_connection is not None or session.closing:
+        writer.close()
+        return
+    server = session.server
+    if session.data_protection == "P":
+        context = server.data_tls_context(session)
+        try:
+            async with asyncio.timeout(server.tls_handshake_timeout):
+                await writer.start_tls(context)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            logger.info("session %s: data TLS handshake failed: %s", session.id, exc)
+            writer.close()
+            return
+        if server.require_tls_session_reuse:
+            ssl_object = writer.get_extra_info("ssl_object")
+            if ssl_object is None or not ssl_object.session_reused:
+                session.data_tls_refused = True
+                writer.close()
+                session.state_changed.set()
+                return
+    _tune_socket(writer)
+    session.data_connection = ThrottleStreamIO(
+        reader,
+        writer,
+        throttles=session.data_throttles(),
+        timeout=session.socket_timeout,
+    )
+
+
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+async def sendfile(writer: asyncio.StreamWriter, file: Any, offset: int, timeout: float | None) -> int:
+    """Send ``file`` from ``offset`` to the end over a plain TCP writer, zero-copy.
+
+    Works on any event loop: it waits for writability on a duplicate of the
+    socket's descriptor and calls ``os.sendfile`` until the kernel says EOF.  The
+    writer must have nothing buffered; the caller drains it first.
+    """
+    loop = asyncio.get_running_loop()
+    sock = writer.get_extra_info("socket")
+    in_fd = file.fileno()
+    out_fd = os.dup(sock.fileno())
+    sent_total = 0
+    chunk = 16 * 1024 * 1024
+    try:
+        while True:
+            try:
+                sent = os.sendfile(out_fd, in_fd, offset, chunk)
+            except BlockingIOError:
+                await _writable(loop, out_fd, timeout)
+                continue
+            except InterruptedError:
+                continue
+            if sent == 0:
+                return sent_total
+            offset += sent
+            sent_total += sent
+    finally:
+        os.close(out_fd)
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> None:
+    waiter = loop.create_future()
+
+    def ready() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        if timeout is None:
+            await waiter
+        else:
+            async with asyncio.timeout(timeout):
+                await waiter
+    finally:
+        loop.remove_writer(fd)

@@ -1,0 +1,64 @@
+"""SYST, NOOP, FEAT, OPTS, HELP, ALLO: informational and no-op commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.protocol.commands import COMMANDS, feat_lines, help_lines
+from gateway.server.handlers.base import HandlerBase
+
+__all__ = ("MiscCommands",)
+
+
+class MiscCommands(HandlerBase):
+    async def syst(self, connection: Any, rest: str) -> bool:
+        connection.response("215", self.system_type)  # type: ignore[attr-defined]
+        return True
+
+    async def noop(self, connection: Any, rest: str) -> bool:
+        connection.response("200", "ok")
+        return True
+
+    def enabled_commands(self) -> set[str]:
+        """Verbs this server really serves (what FEAT and HELP may advertise)."""
+        enabled = set(self.commands_mapping)  # type: ignore[attr-defined]
+        if self.tls_context is None:  # type: ignore[attr-defined]
+            enabled -= {"auth", "pbsz", "prot"}
+        return enabled
+
+    async def feat(self, connection: Any, rest: str) -> bool:
+        lines = ["Features:", *feat_lines(self.enabled_commands()), "End"]
+        connection.response("211", lines, True)
+        return True
+
+    async def opts(self, connection: Any, rest: str) -> bool:
+        option, _, value = rest.strip().partition(" ")
+        option = option.upper()
+        value = value.strip().upper()
+        if option == "UTF8" or option == "UTF-8":
+            if value in ("", "ON"):
+                connection.response("200", "UTF8 mode on")
+            elif value == "OFF":
+                connection.response("200", "UTF8 mode off")
+            else:
+                connection.response("501", "OPTS UTF8 takes ON or OFF")
+        else:
+            connection.response("501", f"option {option!r} not understood")
+        return True
+
+    async def help(self, connection: Any, rest: str) -> bool:
+        verb = rest.strip().lower()
+        enabled = self.enabled_commands()
+        if verb:
+            info = COMMANDS.get(verb)
+            if info is None or verb not in enabled:
+                connection.response("502", f"unknown command {verb.upper()!r}")
+            else:
+                connection.response("214", f"Syntax: {info.help}")
+            return True
+        connection.response("214", ["The following commands are recognized:", *help_lines(enabled), "help ok"], True)
+        return True
+
+    async def allo(self, connection: Any, rest: str) -> bool:
+        connection.response("202", "no storage allocation necessary")
+        return True

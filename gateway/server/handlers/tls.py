@@ -1,0 +1,87 @@
+"""AUTH TLS, PBSZ, PROT: explicit FTPS on the server side (RFC 4217)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway.server.handlers.base import HandlerBase
+
+__all__ = ("TlsCommands",)
+
+logger = logging.getLogger("gateway.server")
+
+
+class TlsCommands(HandlerBase):
+    async def auth(self, connection: Any, rest: str) -> bool:
+        mechanism = rest.strip().upper()
+        context = self.tls_context  # type: ignore[attr-defined]
+        if context is None:
+            connection.response("502", "TLS is not configured on this server")
+            return True
+        if mechanism not in ("TLS", "TLS-C", "SSL", "TLS-P"):
+            connection.response("504", f"AUTH {mechanism} not supported; use AUTH TLS")
+            return True
+        if connection.tls:
+            connection.response("503", "already using TLS")
+            return True
+        connection.response("234", f"AUTH {mechanism} successful")
+        await connection.flushed()
+        # Anything the client pipelined after AUTH arrived in clear text and must
+        # never be executed as if it had come through TLS.
+        _discard_buffered(connection.reader)
+        try:
+            async with asyncio.timeout(self.tls_handshake_timeout):  # type: ignore[attr-defined]
+                await connection.writer.start_tls(context)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            logger.info("session %s: TLS handshake failed: %s", connection.id, exc)
+            connection.closing = True
+            return False
+        connection.tls = True
+        if connection.user is not None and not connection.logged:
+            await self._forget_user(connection)  # type: ignore[attr-defined]
+        if mechanism in ("SSL", "TLS-P"):
+            connection.data_protection = "P"
+        return True
+
+    async def pbsz(self, connection: Any, rest: str) -> bool:
+        if not connection.tls:
+            connection.response("503", "PBSZ needs a protected control connection (AUTH TLS)")
+            return True
+        if not rest.strip().isdigit():
+            connection.response("501", "PBSZ needs a number")
+            return True
+        connection.pbsz = 0
+        connection.response("200", "PBSZ=0")
+        return True
+
+    async def prot(self, connection: Any, rest: str) -> bool:
+        level = rest.strip().upper()
+        if not connection.tls:
+            connection.response("503", "PROT needs a protected control connection (AUTH TLS)")
+            return True
+        if connection.pbsz is None and not connection.implicit_tls:
+            connection.response("503", "PROT needs PBSZ first")
+            return True
+        if level == "P":
+            connection.data_protection = "P"
+            connection.response("200", "data connections will be protected")
+        elif level == "C":
+            if self.require_tls:  # type: ignore[attr-defined]
+                connection.response("534", "clear data connections are refused by policy")
+                return True
+            connection.data_protection = "C"
+            connection.response("200", "data connections will be clear")
+        elif level in ("S", "E"):
+            connection.response("536", f"PROT {level} not supported")
+        else:
+            connection.response("504", f"unknown protection level {level!r}")
+        return True
+
+
+def _discard_buffered(reader: asyncio.StreamReader) -> None:
+    buffer = getattr(reader, "_buffer", None)
+    if buffer:
+        logger.warning("discarding %d bytes pipelined before the TLS handshake", len(buffer))
+        buffer.clear()

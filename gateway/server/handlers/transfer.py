@@ -1,0 +1,295 @@
+"""Data transfers: TYPE, MODE, STRU, PASV, EPSV, REST, RETR, STOR, APPE, ABOR.
+
+A transfer runs as a task in ``connection.extra_workers`` so the control
+connection stays responsive (ABOR, NOOP) while bytes flow.  Storage writes are
+transactional (see ``backends``): a transfer that ends in an error or an abort
+leaves no partial file where a complete one is expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.errors import NoAvailablePort
+from gateway.protocol.addresses import format_epsv, format_pasv_reply_address, parse_epsv_arg
+from gateway.protocol.ascii import FromNetwork, ToNetwork
+from gateway.protocol.types import parse_mode, parse_stru, parse_type
+from gateway.server.datachannel import open_passive_listener, sendfile
+from gateway.server.handlers.base import HandlerBase
+
+__all__ = ("TransferCommands", "DATA_BLOCK_SIZE")
+
+logger = logging.getLogger("gateway.server")
+
+#: Bytes moved per storage call; large so a transfer costs few Python-level steps.
+DATA_BLOCK_SIZE = 1024 * 1024
+#: How long a finished data connection may take to close before we stop waiting.
+DATA_CLOSE_TIMEOUT = 10.0
+
+Body = Callable[[Any], Awaitable[None]]
+
+
+class TransferCommands(HandlerBase):
+    # -- representation ------------------------------------------------------------------
+    async def type(self, connection: Any, rest: str) -> bool:
+        try:
+            connection.transfer_type = parse_type(rest)
+        except ValueError:
+            connection.response("504", f"type {rest.strip()!r} not supported")
+            return True
+        connection.response("200", f"type set to {connection.transfer_type}")
+        return True
+
+    async def mode(self, connection: Any, rest: str) -> bool:
+        try:
+            parse_mode(rest)
+        except ValueError:
+            connection.response("504", "only MODE S is supported")
+            return True
+        connection.response("200", "mode S")
+        return True
+
+    async def stru(self, connection: Any, rest: str) -> bool:
+        try:
+            parse_stru(rest)
+        except ValueError:
+            connection.response("504", "only STRU F is supported")
+            return True
+        connection.response("200", "structure F")
+        return True
+
+    # -- data channel ----------------------------------------------------------------------
+    async def pasv(self, connection: Any, rest: str) -> bool:
+        if getattr(connection, "epsv_all", False):
+            connection.response("503", "PASV not allowed after EPSV ALL")
+            return True
+        host = self.ipv4_pasv_forced_response_address or connection.server_host  # type: ignore[attr-defined]
+        if not _ipv4_form(host):
+            connection.response("425", "PASV is IPv4 only on this connection; use EPSV")
+            return True
+        port = await self._prepare_passive(connection)
+        if port is None:
+            return True
+        connection.response("227", f"Entering Passive Mode {format_pasv_reply_address(host, port)}")
+        return True
+
+    async def epsv(self, connection: Any, rest: str) -> bool:
+        try:
+            argument = parse_epsv_arg(rest)
+        except ValueError:
+            connection.response("522", "protocol not supported, use (1,2)")
+            return True
+        if argument.upper() == "ALL":
+            connection.epsv_all = True
+            connection.response("200", "EPSV ALL accepted")
+            return True
+        if argument:
+            family_ok = (argument == "1") == (_ipv4_form(connection.server_host) is not None)
+            if not family_ok:
+                connection.response("522", "protocol not supported, use (1)" if _ipv4_form(connection.server_host) else "protocol not supported, use (2)")
+                return True
+        port = await self._prepare_passive(connection)
+        if port is None:
+            return True
+        connection.response("229", f"Entering Extended Passive Mode {format_epsv(port)}")
+        return True
+
+    async def _prepare_passive(self, connection: Any) -> int | None:
+        if connection.data_connection is not None:
+            connection.data_connection.close()
+            del connection.data_connection
+        try:
+            return await open_passive_listener(connection)
+        except NoAvailablePort:
+            connection.response("421", "no free ports for a data connection")
+        except OSError as exc:
+            logger.warning("session %s: passive listener failed: %s", connection.id, exc)
+            connection.response("425", "can't open a data connection")
+        return None
+
+    async def rest(self, connection: Any, rest: str) -> bool:
+        text = rest.strip()
+        if not text.isdigit():
+            connection.response("501", "REST needs a non-negative integer")
+            return True
+        connection.restart_offset = int(text)
+        connection.response("350", f"restarting at {connection.restart_offset}")
+        return True
+
+    # -- transfers -------------------------------------------------------------------------
+    async def retr(self, connection: Any, rest: str) -> bool:
+        real, virtual = await self.resolve(connection, rest)
+        offset, connection.restart_offset = connection.restart_offset, 0
+        path_io = connection.path_io
+        if not await path_io.exists(real):
+            connection.response("550", "path does not exists")
+            return True
+        if not await path_io.is_file(real):
+            connection.response("550", "path is not a file")
+            return True
+        if not await self.can(connection, virtual, "readable"):
+            return True
+        ascii_mode = connection.transfer_type == "A"
+
+        async def body(stream: Any) -> None:
+            async with path_io.open(real, "rb") as file:
+                if offset:
+                    await file.seek(offset)
+                raw = getattr(file, "raw_file", None)
+                if (
+                    raw is not None
+                    and not ascii_mode
+                    and not stream.throttles
+                    and stream.writer.get_extra_info("ssl_object") is None
+                    and stream.writer.get_extra_info("socket") is not None
+                ):
+                    await stream.writer.drain()
+                    await sendfile(stream.writer, raw, offset, self.socket_timeout)  # type: ignore[attr-defined]
+                    return
+                convert = ToNetwork() if ascii_mode else None
+                while True:
+                    data = await file.read(DATA_BLOCK_SIZE)
+                    if not data:
+                        break
+                    await stream.write(convert.feed(data) if convert else data)
+
+        return self.start_transfer(connection, body, "150", "data transfer started")
+
+    async def stor(self, connection: Any, rest: str) -> bool:
+        return await self._store(connection, rest, append=False)
+
+    async def appe(self, connection: Any, rest: str) -> bool:
+        return await self._store(connection, rest, append=True)
+
+    async def _store(self, connection: Any, rest: str, *, append: bool) -> bool:
+        real, virtual = await self.resolve(connection, rest)
+        offset, connection.restart_offset = connection.restart_offset, 0
+        path_io = connection.path_io
+        if await path_io.is_dir(real):
+            connection.response("550", "path is a directory")
+            return True
+        if not await self.can(connection, virtual, "writable"):
+            return True
+        exists = await path_io.exists(real)
+        if append:
+            mode = "ab" if exists else "wb"
+        elif offset:
+            if not exists:
+                connection.response("550", "can't restart: file does not exist")
+                return True
+            size = (await path_io.stat(real)).st_size
+            if offset > size:
+                connection.response("554", f"restart offset {offset} is beyond the file's size {size}")
+                return True
+            mode = "r+b"
+        else:
+            mode = "wb"
+        ascii_mode = connection.transfer_type == "A"
+
+        async def body(stream: Any) -> None:
+            async with path_io.open(real, mode) as file:
+                if mode == "r+b":
+                    await file.seek(offset)
+                convert = FromNetwork() if ascii_mode else None
+                read = stream.read
+                write = file.write
+                while True:
+                    data = await read(DATA_BLOCK_SIZE)
+                    if not data:
+                        break
+                    await write(convert.feed(data) if convert else data)
+                if convert:
+                    tail = convert.flush()
+                    if tail:
+                        await write(tail)
+
+        return self.start_transfer(connection, body, "150", "data transfer started")
+
+    async def abor(self, connection: Any, rest: str) -> bool:
+        workers = list(connection.extra_workers)
+        if not workers:
+            connection.response("226", "nothing to abort")
+            return True
+        for task in workers:
+            task.cancel()
+        await asyncio.wait(workers)
+        return True
+
+    # -- the transfer machinery --------------------------------------------------------------
+    def start_transfer(self, connection: Any, body: Body, code: str, info: str) -> bool:
+        """Check a data channel is prepared, start ``body(stream)`` as a worker, reply 1xx."""
+        if connection.passive_server is None and connection.data_connection is None:
+            connection.response("503", "bad sequence of commands (use PASV or EPSV firstly)")
+            return True
+        if connection.extra_workers:
+            connection.response("425", "a transfer is already in progress")
+            return True
+        task = connection.loop.create_task(self._run_transfer(connection, body))
+        connection.extra_workers.add(task)
+        connection.response(code, info)
+        return True
+
+    async def _run_transfer(self, connection: Any, body: Body) -> None:
+        try:
+            stream = await self._wait_data_connection(connection)
+            if stream is None:
+                return
+            try:
+                await body(stream)
+            finally:
+                await _close_data(stream)
+            connection.response("226", "transfer complete")
+        except asyncio.CancelledError:
+            if connection.closing:
+                raise
+            connection.response("426", "transfer aborted")
+            connection.response("226", "abort successful")
+
+    async def _wait_data_connection(self, connection: Any) -> Any:
+        stream = connection.data_connection
+        if stream is None:
+            timeout = connection.wait_future_timeout
+            try:
+                async with asyncio.timeout(timeout):
+                    while connection.data_connection is None:
+                        if getattr(connection, "data_tls_refused", False):
+                            break
+                        connection.state_changed.clear()
+                        await connection.state_changed.wait()
+            except TimeoutError:
+                pass
+            stream = connection.data_connection
+        if stream is None:
+            if getattr(connection, "data_tls_refused", False):
+                connection.data_tls_refused = False
+                connection.response("522", "data connection must resume the TLS session")
+            else:
+                connection.response("425", "can't open data connection")
+            return None
+        del connection.data_connection
+        return stream
+
+
+async def _close_data(stream: Any) -> None:
+    stream.close()
+    try:
+        async with asyncio.timeout(DATA_CLOSE_TIMEOUT):
+            await stream.writer.wait_closed()
+    except (OSError, TimeoutError, ConnectionError):
+        pass
+
+
+def _ipv4_form(host: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return None

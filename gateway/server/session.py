@@ -1,0 +1,161 @@
+"""One session per control connection: its state as plain attributes.
+
+Handlers receive the session as ``connection`` (aioftp's name).  aioftp kept this
+state as a dict of futures; here it is ordinary attributes, with one event,
+``state_changed``, for the single thing a handler waits on: a data connection
+arriving.  Attribute names follow aioftp's so handlers written for aioftp work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.server.core import Server
+
+__all__ = ("Session",)
+
+_ids = itertools.count(1)
+
+
+class WorkerSet(set):
+    """The session's background tasks (transfers); adding one tracks its end."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._session = session
+
+    def add(self, task: Any) -> None:  # type: ignore[override]
+        super().add(task)
+        if isinstance(task, asyncio.Future):
+            task.add_done_callback(self._session._worker_done)
+
+
+class Session:
+    """State of one control connection (what aioftp handlers call ``connection``)."""
+
+    def __init__(
+        self,
+        server: Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_connection: Any,
+    ) -> None:
+        self.id = next(_ids)
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.reader = reader
+        self.writer = writer
+        self.command_connection = command_connection
+        peer = writer.get_extra_info("peername") or ("", 0)
+        sock = writer.get_extra_info("sockname") or ("", 0)
+        self.client_host: str = peer[0]
+        self.client_port: int = peer[1]
+        self.server_host: str = sock[0]
+        self.server_port: int = sock[1]
+        self.socket_timeout = server.socket_timeout
+        self.idle_timeout = server.idle_timeout
+        self.wait_future_timeout = server.wait_future_timeout
+        self.block_size = server.block_size
+        self.path_timeout = server.path_timeout
+        self.path_io_factory = server.path_io_factory
+        self.path_io: Any = None
+        self.encoding: str = server.encoding
+        self.extra_workers: WorkerSet = WorkerSet(self)
+        self.state_changed = asyncio.Event()
+        self.acquired = False
+        # login state
+        self.user: Any = None
+        self.logged = False
+        self.current_directory = PurePosixPath("/")
+        # transfer state
+        self.transfer_type = "I"
+        self.restart_offset = 0
+        self.rename_from: Any = None
+        self.passive_server: Any = None
+        self._data_connection: Any = None
+        self.throttles: dict[str, Any] = {}
+        # TLS state
+        self.tls = writer.get_extra_info("ssl_object") is not None
+        self.implicit_tls = self.tls
+        self.pbsz: int | None = None
+        self.data_protection = "P" if self.tls else "C"
+        # replies written by a task of their own so any task (handler or worker)
+        # may call ``response`` synchronously, as in aioftp
+        self._responses: deque[tuple[str, Any, bool]] = deque()
+        self._flush_task: asyncio.Task | None = None
+        self.closing = False
+        self.user_root_override: Any = None
+
+    # -- data connection ---------------------------------------------------------
+    @property
+    def data_connection(self) -> Any:
+        return self._data_connection
+
+    @data_connection.setter
+    def data_connection(self, value: Any) -> None:
+        self._data_connection = value
+        self.state_changed.set()
+
+    @data_connection.deleter
+    def data_connection(self) -> None:
+        self._data_connection = None
+
+    # -- replies -----------------------------------------------------------------
+    def response(self, code: str, info: Any = "", list: bool = False) -> None:  # noqa: A002
+        """Queue a reply; it is written in order, as soon as possible."""
+        self._responses.append((str(code), info, list))
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = self.loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._responses:
+            code, info, as_list = self._responses.popleft()
+            try:
+                await self.server.write_response(self.command_connection, code, info, as_list)
+            except (ConnectionError, OSError, TimeoutError, RuntimeError):
+                self._responses.clear()
+                self.closing = True
+                return
+
+    async def flushed(self) -> None:
+        """Wait until every queued reply has been written."""
+        task = self._flush_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+    def _worker_done(self, task: asyncio.Future) -> None:
+        self.extra_workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.server._report_worker_error(self, task.exception())
+
+    # -- user-dependent helpers ------------------------------------------------------
+    @property
+    def user_root(self) -> Any:
+        """The real path that is "/" for this session's user."""
+        override = self.user_root_override
+        return self.user.base_path if override is None else override
+
+    def virtual_of(self, real_path: Any) -> PurePosixPath:
+        """The virtual path a client sees for a real path under the user's root."""
+        relative = real_path.relative_to(self.user_root)
+        return PurePosixPath("/", *relative.parts)
+
+    def data_throttles(self) -> dict[str, Any]:
+        """Throttles that apply to this session's data connections (limited ones only)."""
+        return {
+            name: throttle
+            for name, throttle in self.throttles.items()
+            if throttle.read.limit or throttle.write.limit
+        }
+
+    @property
+    def transfer_active(self) -> bool:
+        return bool(self.extra_workers)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.client_host}:{self.client_port}>"

@@ -1,0 +1,6 @@
+"""Accounts: users, their rights per path, and the managers that look them up."""
+
+from gateway.users.managers import AbstractUserManager, MemoryUserManager
+from gateway.users.model import Permission, User
+
+__all__ = ("AbstractUserManager", "MemoryUserManager", "Permission", "User")

@@ -1,0 +1,136 @@
+"""Who may log in and what they may do where (aioftp's ``User`` and ``Permission``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path, PurePath, PurePosixPath
+
+from backends.errors import PathIsNotAbsolute
+
+__all__ = ("Permission", "User")
+
+
+def _parts(path: PurePosixPath | str) -> tuple[str, ...]:
+    return (path if isinstance(path, PurePath) else PurePosixPath(path)).parts
+
+
+class Permission:
+    """Rights on a virtual path and everything below it.
+
+    :param path: virtual path the rights apply to
+    :param readable: may list, read and enter
+    :param writable: may create, change, rename and delete
+    """
+
+    __slots__ = ("_path", "_parts", "readable", "writable")
+
+    def __init__(
+        self,
+        path: str | PurePosixPath = "/",
+        *,
+        readable: bool = True,
+        writable: bool = True,
+    ) -> None:
+        self.path = path  # type: ignore[assignment]  # the setter normalizes
+        self.readable = readable
+        self.writable = writable
+
+    @property
+    def path(self) -> PurePosixPath:
+        return self._path
+
+    @path.setter
+    def path(self, value: str | PurePosixPath) -> None:
+        # The parts are cached because get_permissions compares them on every command.
+        self._path = PurePosixPath(value)
+        self._parts = self._path.parts
+
+    def is_parent(self, other: PurePosixPath) -> bool:
+        """Whether ``other`` is this permission's path or below it.
+
+        Whole parts are compared, so ``/foo`` covers ``/foo/bar`` but not ``/foobar``.
+        """
+        parts = self._parts
+        return _parts(other)[: len(parts)] == parts
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.path)!r}, "
+            f"readable={self.readable!r}, writable={self.writable!r})"
+        )
+
+
+class User:
+    """An account: credentials, where its files live, its rights and its limits.
+
+    ``base_path`` is the real root of the user's files.  A string containing ``://``
+    is a storage URL (``s3://bucket/prefix``, ``memory://``, ``file:///srv/ftp``) and is
+    kept as the string for the backend registry to interpret; anything else becomes a
+    ``pathlib.Path`` as in aioftp.  ``home_path`` is the virtual directory a session
+    starts in and must be absolute.
+
+    Users compare and hash by identity: managers key per-user state (connection slots,
+    throttles) by the user object.
+    """
+
+    def __init__(
+        self,
+        login: str | None = None,
+        password: str | None = None,
+        *,
+        base_path: str | Path = Path("."),
+        home_path: str | PurePosixPath = PurePosixPath("/"),
+        permissions: Iterable[Permission] | None = None,
+        maximum_connections: int | None = None,
+        read_speed_limit: int | None = None,
+        write_speed_limit: int | None = None,
+        read_speed_limit_per_connection: int | None = None,
+        write_speed_limit_per_connection: int | None = None,
+    ) -> None:
+        self.login = login
+        self.password = password
+        if isinstance(base_path, str) and "://" in base_path:
+            self.base_path: str | Path = base_path
+        else:
+            self.base_path = Path(base_path)
+        self.home_path = PurePosixPath(home_path)
+        if not self.home_path.is_absolute():
+            raise PathIsNotAbsolute(home_path)
+        self.permissions = list(permissions) if permissions else [Permission()]
+        self.maximum_connections = maximum_connections
+        self.read_speed_limit = read_speed_limit
+        self.write_speed_limit = write_speed_limit
+        self.read_speed_limit_per_connection = read_speed_limit_per_connection
+        self.write_speed_limit_per_connection = write_speed_limit_per_connection
+
+    async def get_permissions(self, path: str | PurePosixPath) -> Permission:
+        """The permission of the nearest parent of ``path``.
+
+        The most specific rule wins (``/pub/incoming`` over ``/pub`` over ``/``); among
+        rules for the same path the first one listed wins.  With no rule covering
+        ``path`` the result is aioftp's default, a read/write ``Permission()``: list a
+        ``Permission("/", ...)`` to choose what unlisted paths get.
+        """
+        target = _parts(path)
+        best: Permission | None = None
+        best_len = -1
+        for permission in self.permissions:
+            parts = permission._parts
+            n = len(parts)
+            if n > best_len and target[:n] == parts:
+                best, best_len = permission, n
+        return best if best is not None else Permission()
+
+    def __repr__(self) -> str:
+        # The password is never shown: reprs end up in logs.
+        password = None if self.password is None else "***"
+        return (
+            f"{type(self).__name__}({self.login!r}, {password!r}, "
+            f"base_path={self.base_path!r}, home_path={self.home_path!r}, "
+            f"permissions={self.permissions!r}, "
+            f"maximum_connections={self.maximum_connections!r}, "
+            f"read_speed_limit={self.read_speed_limit!r}, "
+            f"write_speed_limit={self.write_speed_limit!r}, "
+            f"read_speed_limit_per_connection={self.read_speed_limit_per_connection!r}, "
+            f"write_speed_limit_per_connection={self.write_speed_limit_per_connection!r})"
+        )
