@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the external FTP clients the interop tests drive (lftp, curl, wget).
+# Idempotent and quiet: installs only what is missing. Run as root (Debian/Ubuntu).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for tool in lftp curl wget; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+fi
+for tool in "${missing[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "install-test-deps: $tool still missing" >&2; exit 1; }
+done
