@@ -55,7 +55,8 @@ def strip_telnet(data: bytes) -> bytes:
             out += data[i:]
             break
         out += data[i:j]
-        if j + 1 >= n:  # lone IAC at the end: truncated sequence
+        if j + 1 >= n:  # lone 0xFF at the end: a raw byte of a name, keep it
+            out.append(_IAC)
             break
         cmd = data[j + 1]
         if cmd == _IAC:
@@ -75,9 +76,14 @@ def strip_telnet(data: bytes) -> bytes:
                 k += 2
         elif cmd >= _WILL:  # WILL / WONT / DO / DONT <option>
             i = j + 3
-        else:
-            # Two-byte commands (IP, DM, AO, AYT, NOP, ...) and stray bytes after IAC.
+        elif cmd >= _SE:
+            # Two-byte commands (IP, DM, AO, AYT, NOP, ...).
             i = j + 2
+        else:
+            # Not a Telnet command: a device sent a raw 0xFF byte (e.g. latin-1 "ÿ")
+            # without doubling it.  Keep it so the name round-trips byte for byte.
+            out.append(_IAC)
+            i = j + 1
     return bytes(out)
 
 

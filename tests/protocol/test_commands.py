@@ -32,7 +32,8 @@ IAC = b"\xff"
         (b"STOR a\xff\xffb", b"STOR a\xffb"),  # escaped 0xFF data byte
         (b"\xff\xfa\x18\x00xterm\xff\xf0PWD", b"PWD"),  # subnegotiation
         (b"\xff\xfa\x18a\xff\xffb\xff\xf0PWD", b"PWD"),  # IAC IAC inside SB
-        (b"PWD\xff", b"PWD"),  # truncated
+        (b"PWD\xff", b"PWD\xff"),  # a lone 0xFF is a raw byte of a name, kept
+        (b"caf\xe9\xff\r\n", b"caf\xe9\xff\r\n"),  # undoubled 0xFF before CR, kept
         (b"PWD\xff\xfb", b"PWD"),  # truncated option
         (b"PWD\xff\xfa\x18abc", b"PWD"),  # unterminated SB
         (b"", b""),
