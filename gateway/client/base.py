@@ -37,6 +37,72 @@ Codes = str | int | Iterable[str | int]
 ListLineParser = Callable[[bytes], tuple[PurePosixPath, dict]]
 
 
+class _ExactSocksIO:
+    """siosocks I/O that never reads past the proxy's reply.
+
+    siosocks' own ``open_connection`` reads in blocks and drops whatever follows
+    the SOCKS reply; an FTP server speaks first, so its greeting often arrives in
+    the same segment and would be lost.  Reading one byte at a time costs a few
+    dozen reads per connection and keeps the greeting in the stream.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def read(self) -> bytes:
+        return await self.reader.read(1)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def connect(self, *_: Any) -> None:
+        raise RuntimeError("a SOCKS client does not connect onwards")
+
+    async def passthrough(self) -> None:
+        return None
+
+
+async def _open_socks_connection(
+    host: str,
+    port: int,
+    *,
+    socks_host: str,
+    socks_port: int,
+    socks_version: int,
+    username: str | None = None,
+    password: str | None = None,
+    encoding: str = "utf-8",
+    socks4_extras: dict | None = None,
+    socks5_extras: dict | None = None,
+    **open_connection_extras: Any,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``siosocks.io.asyncio.open_connection``'s arguments, without its read-ahead."""
+    try:
+        from siosocks.interface import async_engine
+        from siosocks.protocol import SocksClient
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("SOCKS proxy support needs siosocks: pip install gateway[socks]") from e
+    reader, writer = await asyncio.open_connection(socks_host, socks_port, **open_connection_extras)
+    try:
+        protocol = SocksClient(
+            host,
+            port,
+            socks_version,
+            username=username,
+            password=password,
+            encoding=encoding,
+            socks4_extras=socks4_extras or {},
+            socks5_extras=socks5_extras or {},
+        )
+        await async_engine(protocol, _ExactSocksIO(reader, writer))
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
 class BaseClient:
     """Control connection, replies and passive data connections.
 
@@ -109,16 +175,12 @@ class BaseClient:
             return await asyncio.open_connection(
                 host, port, ssl=ssl, server_hostname=host if ssl else None
             )
-        try:
-            from siosocks.io.asyncio import open_connection
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "SOCKS proxy support needs siosocks: pip install gateway[socks]"
-            ) from e
-        # TLS runs end to end through the proxy, so it starts after the SOCKS
-        # handshake rather than on the connection to the proxy.
-        reader, writer = await open_connection(host, port, **kwargs)
+        reader, writer = await _open_socks_connection(host, port, **kwargs)
         if ssl:
+            # start_tls accepts only a real SSLContext, so through a proxy data
+            # connections cannot offer the control connection's session.
+            if isinstance(ssl, SSLSessionBoundContext):
+                ssl = ssl.context
             await writer.start_tls(ssl, server_hostname=host)
         return reader, writer
 

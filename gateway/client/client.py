@@ -230,7 +230,7 @@ class Client(BaseClient):
             if not any(c.matches("50x") for c in e.received_codes):
                 raise
         else:
-            for line in info[1:-1] or info[1:]:
+            for line in info[1:-1] if len(info) > 2 else info:
                 if "=" in line:
                     return self.parse_mlsx_line(line.lstrip())[1]
             raise errors.StatusCodeError(Code("2xx"), Code("250"), info)

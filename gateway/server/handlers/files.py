@@ -37,7 +37,7 @@ class FileCommands(HandlerBase):
             connection.response("550", "path is not a directory")
         elif await self.can(connection, virtual, "writable"):
             await path_io.rmdir(real)
-            if _is_within(connection.current_directory, virtual):
+            if _is_within(virtual, connection.current_directory):
                 connection.current_directory = virtual.parent
             connection.response("250", "directory removed")
         return True
