@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.protocol.commands import COMMANDS, feat_lines, help_lines
+from gateway.protocol.listing import DEFAULT_MLSX_FACTS
 from gateway.server.handlers.base import HandlerBase
 
 __all__ = ("MiscCommands",)
@@ -42,6 +43,12 @@ class MiscCommands(HandlerBase):
                 connection.response("200", "UTF8 mode off")
             else:
                 connection.response("501", "OPTS UTF8 takes ON or OFF")
+        elif option == "MLST":
+            # RFC 3659 7.9: select the facts MLSD/MLST lines carry; unknown ones are ignored
+            wanted = {fact.lower() for fact in value.split(";") if fact}
+            facts = tuple(f for f in DEFAULT_MLSX_FACTS if f in wanted)
+            connection.mlst_facts = facts
+            connection.response("200", "MLST OPTS " + "".join(f + ";" for f in facts))
         else:
             connection.response("501", f"option {option!r} not understood")
         return True

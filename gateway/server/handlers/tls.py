@@ -26,11 +26,15 @@ class TlsCommands(HandlerBase):
         if connection.tls:
             connection.response("503", "already using TLS")
             return True
-        connection.response("234", f"AUTH {mechanism} successful")
-        await connection.flushed()
+        # Stop reading until the TLS layer takes over: the ClientHello the client
+        # sends on our 234 must stay in the socket for start_tls (read into the
+        # clear-text buffer it would be lost, and the handshake would hang).
+        connection.writer.transport.pause_reading()
         # Anything the client pipelined after AUTH arrived in clear text and must
         # never be executed as if it had come through TLS.
         _discard_buffered(connection.reader)
+        connection.response("234", f"AUTH {mechanism} successful")
+        await connection.flushed()
         try:
             async with asyncio.timeout(self.tls_handshake_timeout):  # type: ignore[attr-defined]
                 await connection.writer.start_tls(context)
