@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+import socket
 import ssl as ssl_module
 import time
 from collections.abc import Iterable
@@ -27,7 +28,12 @@ from gateway.protocol.commands import (
     parse_command,
     strip_telnet,
 )
-from gateway.protocol.listing import format_list_line, format_mlsx_line, mlsx_perm
+from gateway.protocol.listing import (
+    DEFAULT_MLSX_FACTS,
+    format_list_line,
+    format_mlsx_line,
+    mlsx_perm,
+)
 from gateway.protocol.paths import resolve_virtual, virtual_to_real
 from gateway.protocol.replies import format_reply
 from gateway.server.datachannel import PortPool, close_passive_listener
@@ -250,13 +256,17 @@ class Server(
         permission = await connection.user.get_permissions(virtual)
         is_dir = _is_dir(stats)
         perm = mlsx_perm(is_dir, permission.readable, permission.writable)
-        return format_mlsx_line(path.name if name is None else name, stats, perm=perm)
+        facts = getattr(connection, "mlst_facts", None)
+        if facts is None:  # OPTS MLST not sent
+            facts = DEFAULT_MLSX_FACTS
+        return format_mlsx_line(path.name if name is None else name, stats, facts=facts, perm=perm)
 
     # -- the per-connection loop ------------------------------------------------------------
     async def dispatcher(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one control connection from greeting to close."""
         task = asyncio.current_task()
         stream = StreamIO(reader, writer, write_timeout=self.socket_timeout)
+        _urgent_data_inline(writer)
         session = Session(self, reader, writer, stream)
         assert task is not None
         self.sessions[task] = session
@@ -302,6 +312,16 @@ class Server(
     async def _read_command(self, session: Session) -> bytes | None:
         """One command line, within the login or idle timeout; None when closed."""
         timeout = self.idle_timeout if session.logged else (self.login_timeout or self.idle_timeout)
+        if session.logged or not self.login_timeout:
+            session.login_deadline = None
+        else:
+            # the login deadline counts from the first read, not per command: a
+            # client chatting without logging in must not hold its slot forever
+            now = asyncio.get_running_loop().time()
+            deadline = getattr(session, "login_deadline", None)
+            if deadline is None:
+                deadline = session.login_deadline = now + self.login_timeout
+            timeout = max(0.0, deadline - now)
         if session.extra_workers:
             timeout = None  # a transfer is running: its own timeouts apply
         reader = session.reader
@@ -439,6 +459,18 @@ class Server(
         context = self.tls_context or self.ssl
         assert context is not None
         return context
+
+
+def _urgent_data_inline(writer: asyncio.StreamWriter) -> None:
+    # Clients send ABOR as TCP urgent data (ftplib: sendall(b"ABOR\r\n", MSG_OOB)).
+    # Without SO_OOBINLINE the kernel takes the urgent byte, the final LF, out of the
+    # stream and the ABOR line never ends.
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        except (OSError, AttributeError):
+            pass
 
 
 def _method_name(verb: str) -> str:

@@ -64,9 +64,14 @@ class PortPool:
 
 async def open_passive_listener(session: Session) -> int:
     """Start (or reuse) the session's passive listener; return its port."""
-    if session.passive_server is not None:
-        return session.passive_server.sockets[0].getsockname()[1]
     server = session.server
+    tls = session.data_protection == "P"
+    if session.passive_server is not None:
+        if getattr(session, "passive_tls", False) == tls:
+            return session.passive_server.sockets[0].getsockname()[1]
+        await close_passive_listener(session)  # PROT changed since: reopen
+    context = server.data_tls_context(session) if tls else None
+    session.passive_tls = tls
 
     async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _accept_data_connection(session, reader, writer)
@@ -74,16 +79,14 @@ async def open_passive_listener(session: Session) -> int:
     host = session.server_host
     pool: PortPool = server.data_port_pool
     if not pool.enabled:
-        listener = await asyncio.start_server(
-            accepted, host, 0, limit=DATA_READ_LIMIT, backlog=8, reuse_address=True
-        )
+        listener = await _start_listener(accepted, host, 0, context, server.tls_handshake_timeout)
         session.passive_server = listener
         session.passive_port_from_pool = None
         return listener.sockets[0].getsockname()[1]
     for port in pool.candidates():
         try:
-            listener = await asyncio.start_server(
-                accepted, host, port, limit=DATA_READ_LIMIT, backlog=8, reuse_address=True
+            listener = await _start_listener(
+                accepted, host, port, context, server.tls_handshake_timeout
             )
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
@@ -94,6 +97,23 @@ async def open_passive_listener(session: Session) -> int:
         session.passive_port_from_pool = port
         return port
     raise NoAvailablePort("no free data port")
+
+
+async def _start_listener(
+    accepted: Any, host: str, port: int, context: Any, handshake_timeout: float
+) -> asyncio.base_events.Server:
+    """A passive listener; with ``context`` TLS runs from the first byte.
+
+    A TLS client sends its ClientHello the moment it connects.  Accepted in clear
+    text, those bytes may already sit in the stream's buffer when ``start_tls``
+    runs, and the handshake then waits forever (seen with curl under uvloop, which
+    ignores ``pause_reading`` from ``connection_made``).  So a listener opened while
+    PROT P is in force is a TLS listener.
+    """
+    kwargs: dict[str, Any] = {"limit": DATA_READ_LIMIT, "backlog": 8, "reuse_address": True}
+    if context is not None:
+        kwargs.update(ssl=context, ssl_handshake_timeout=handshake_timeout)
+    return await asyncio.start_server(accepted, host, port, **kwargs)
 
 
 async def close_passive_listener(session: Session) -> None:
@@ -124,14 +144,15 @@ async def _accept_data_connection(
         return
     server = session.server
     if session.data_protection == "P":
-        context = server.data_tls_context(session)
-        try:
-            async with asyncio.timeout(server.tls_handshake_timeout):
-                await writer.start_tls(context)
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            logger.info("session %s: data TLS handshake failed: %s", session.id, exc)
-            writer.close()
-            return
+        if writer.get_extra_info("ssl_object") is None:  # PROT P came after PASV
+            context = server.data_tls_context(session)
+            try:
+                async with asyncio.timeout(server.tls_handshake_timeout):
+                    await writer.start_tls(context)
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                logger.info("session %s: data TLS handshake failed: %s", session.id, exc)
+                writer.close()
+                return
         if server.require_tls_session_reuse:
             ssl_object = writer.get_extra_info("ssl_object")
             if ssl_object is None or not ssl_object.session_reused:

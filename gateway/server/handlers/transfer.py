@@ -15,7 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.errors import NoAvailablePort
-from gateway.protocol.addresses import format_epsv, format_pasv_reply_address, parse_epsv_arg
+from gateway.protocol.addresses import (
+    UnsupportedProtocol,
+    format_epsv,
+    format_pasv_reply_address,
+    parse_epsv_arg,
+)
 from gateway.protocol.ascii import FromNetwork, ToNetwork
 from gateway.protocol.types import parse_mode, parse_stru, parse_type
 from gateway.server.datachannel import open_passive_listener, sendfile
@@ -80,8 +85,11 @@ class TransferCommands(HandlerBase):
     async def epsv(self, connection: Any, rest: str) -> bool:
         try:
             argument = parse_epsv_arg(rest)
-        except ValueError:
+        except UnsupportedProtocol:
             connection.response("522", "protocol not supported, use (1,2)")
+            return True
+        except ValueError:
+            connection.response("501", "EPSV takes 1, 2 or ALL")
             return True
         if argument.upper() == "ALL":
             connection.epsv_all = True
@@ -151,8 +159,9 @@ class TransferCommands(HandlerBase):
                     await sendfile(stream.writer, raw, offset, self.socket_timeout)  # type: ignore[attr-defined]
                     return
                 convert = ToNetwork() if ascii_mode else None
+                block = _block_size(self, stream)
                 while True:
-                    data = await file.read(DATA_BLOCK_SIZE)
+                    data = await file.read(block)
                     if not data:
                         break
                     await stream.write(convert.feed(data) if convert else data)
@@ -197,8 +206,9 @@ class TransferCommands(HandlerBase):
                 convert = FromNetwork() if ascii_mode else None
                 read = stream.read
                 write = file.write
+                block = _block_size(self, stream)
                 while True:
-                    data = await read(DATA_BLOCK_SIZE)
+                    data = await read(block)
                     if not data:
                         break
                     await write(convert.feed(data) if convert else data)
@@ -240,6 +250,12 @@ class TransferCommands(HandlerBase):
                 return
             try:
                 await body(stream)
+            except BaseException:
+                # aborted or failed: drop what is still buffered for the peer, or
+                # closing would wait (up to DATA_CLOSE_TIMEOUT) for a reader that
+                # stopped reading, and ABOR's 426/226 would wait with it
+                stream.writer.transport.abort()
+                raise
             finally:
                 await _close_data(stream)
             connection.response("226", "transfer complete")
@@ -272,6 +288,15 @@ class TransferCommands(HandlerBase):
             return None
         del connection.data_connection
         return stream
+
+
+def _block_size(server: Any, stream: Any) -> int:
+    # A throttle only delays the block *after* the one that went over the limit, so
+    # throttled transfers move small blocks (the server's block_size, aioftp's 8 KiB)
+    # or a file smaller than one large block would pass unthrottled.
+    if getattr(stream, "throttles", None):
+        return min(DATA_BLOCK_SIZE, server.block_size)
+    return DATA_BLOCK_SIZE
 
 
 async def _close_data(stream: Any) -> None:
