@@ -311,7 +311,9 @@ class AbstractPathIO(abc.ABC, Generic[PathType]):
     async def seek(self, file: Any, offset: int, whence: int = io.SEEK_SET) -> int: ...
 
     @abc.abstractmethod
-    async def write(self, file: Any, data: bytes) -> None: ...
+    async def write(self, file: Any, data: bytes) -> None:
+        """Write ``data`` (bytes or a memoryview).  A view is only valid during the
+        call: the caller reuses its buffer, so copy whatever is kept afterwards."""
 
     @abc.abstractmethod
     async def read(self, file: Any, block_size: int) -> bytes: ...

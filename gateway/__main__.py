@@ -94,7 +94,16 @@ async def serve(args: argparse.Namespace) -> None:
     await server.run(args.host, args.port, family=family)
 
 
-def _install_uvloop() -> str:
+def _install_uvloop(tls: bool) -> str:
+    """Use uvloop when installed, except for TLS.
+
+    uvloop's TLS transport (0.23) drops decrypted bytes it still holds for a paused
+    reader when the peer's TCP FIN arrives (``SSLProtocol.eof_received`` closes
+    without delivering them), so a TLS upload under backpressure could land
+    truncated.  asyncio's own TLS transport delivers them; TLS servers use it.
+    """
+    if tls:
+        return "asyncio (TLS)"
     try:
         import uvloop
     except ImportError:
@@ -112,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--pass needs --user")
     level = logging.ERROR if args.quiet else (logging.DEBUG if args.debug else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s [%(name)s] %(message)s", datefmt="[%H:%M:%S]:")
-    loop_name = _install_uvloop()
+    loop_name = _install_uvloop(tls=args.tls_cert is not None)
     logging.getLogger("gateway").info("event loop: %s", loop_name)
     try:
         context = _tls_context(args.tls_cert, args.tls_key)

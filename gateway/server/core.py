@@ -114,6 +114,7 @@ class Server(
         max_line_length: int = MAX_LINE_LENGTH,
         max_password_length: int = MAX_PASSWORD_LENGTH,
         backlog: int = DEFAULT_BACKLOG,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -151,6 +152,8 @@ class Server(
         self.server_host: str | None = None
         self.server_port: int | None = None
         self._root_backends: dict[str, tuple[Any, Any]] = {}
+        #: Given to URL-rooted backends (``s3://``): endpoint, credentials, part size...
+        self.storage_options = storage_options
         self.commands_mapping = self._build_commands_mapping()
 
     # -- aioftp-compatible attributes ---------------------------------------------
@@ -189,6 +192,11 @@ class Server(
     # -- life cycle -------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int = 0, **kwargs: Any) -> None:
         """Start listening; ``kwargs`` go to ``asyncio.start_server``."""
+        if self.tls_context is not None and type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+            logger.warning(
+                "TLS on uvloop: uvloop's TLS transport can drop the tail of an upload "
+                "under backpressure; run TLS servers on asyncio's event loop"
+            )
         kwargs.setdefault("ssl", self.ssl)
         kwargs.setdefault("backlog", self.backlog)
         kwargs.setdefault("limit", max(self.max_line_length + 2, 1024))
@@ -224,6 +232,15 @@ class Server(
             await asyncio.wait(tasks)
         if self.server is not None:
             await self.server.wait_closed()
+        # shared backends (an S3 connection pool per endpoint) close with the server
+        backends, self._root_backends = list(self._root_backends.values()), {}
+        for factory, _ in backends:
+            aclose = getattr(factory, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    logger.exception("closing storage backend %r failed", factory)
         logger.info("server closed")
 
     # -- replies ------------------------------------------------------------------------
@@ -236,6 +253,20 @@ class Server(
     ) -> None:
         for line in format_reply(code, lines, as_list=list):
             await self.write_line(stream, line)
+
+    def encode_response(self, code: str, lines: Any = "", list: bool = False) -> bytes:  # noqa: A002
+        """A whole reply as bytes (what ``write_response`` sends, in one write)."""
+        text = format_reply(code, lines, as_list=list)
+        if logger.isEnabledFor(logging.DEBUG):
+            for line in text:
+                logger.debug(line)
+        return encode_text(END_OF_LINE.join(text) + END_OF_LINE, self.encoding)
+
+    @property
+    def _stock_reply_writers(self) -> bool:
+        """True unless a subclass overrides how replies are written."""
+        cls = type(self)
+        return cls.write_response is Server.write_response and cls.write_line is Server.write_line
 
     # -- paths ----------------------------------------------------------------------------
     def get_paths(self, connection: Session, path: Any) -> tuple[Any, pathlib.PurePosixPath]:
@@ -444,7 +475,7 @@ class Server(
         if isinstance(base, str) and "://" in base:
             entry = self._root_backends.get(base)
             if entry is None:
-                factory, real_root = backend_for_root(base)
+                factory, real_root = backend_for_root(base, self.storage_options)
                 if not isinstance(factory, PathIONursery):
                     factory = PathIONursery(factory)
                 entry = self._root_backends[base] = (factory, real_root)

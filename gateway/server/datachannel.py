@@ -17,6 +17,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import NoAvailablePort
+from gateway.server.dataprotocol import DataProtocol, ProtocolReader, ProtocolWriter
 from gateway.streams import ThrottleStreamIO
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ __all__ = ("PortPool", "open_passive_listener", "close_passive_listener", "sendf
 
 logger = logging.getLogger("gateway.server")
 
-DATA_READ_LIMIT = 1024 * 1024
+DATA_READ_LIMIT = 131072
 
 
 def same_host(a: str, b: str) -> bool:
@@ -73,8 +74,14 @@ async def open_passive_listener(session: Session) -> int:
     context = server.data_tls_context(session) if tls else None
     session.passive_tls = tls
 
-    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _accept_data_connection(session, reader, writer)
+    accepted: Any
+    if context is None:
+        # plain TCP: a buffered protocol, received straight into a reused buffer
+        def accepted(protocol: DataProtocol) -> None:
+            _accept_plain_data_connection(session, protocol)
+    else:
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await _accept_data_connection(session, reader, writer)
 
     host = session.server_host
     pool: PortPool = server.data_port_pool
@@ -110,10 +117,21 @@ async def _start_listener(
     ignores ``pause_reading`` from ``connection_made``).  So a listener opened while
     PROT P is in force is a TLS listener.
     """
-    kwargs: dict[str, Any] = {"limit": DATA_READ_LIMIT, "backlog": 8, "reuse_address": True}
-    if context is not None:
-        kwargs.update(ssl=context, ssl_handshake_timeout=handshake_timeout)
-    return await asyncio.start_server(accepted, host, port, **kwargs)
+    if context is None:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: DataProtocol(accepted), host, port, backlog=8, reuse_address=True
+        )
+    return await asyncio.start_server(
+        accepted,
+        host,
+        port,
+        limit=DATA_READ_LIMIT,
+        backlog=8,
+        reuse_address=True,
+        ssl=context,
+        ssl_handshake_timeout=handshake_timeout,
+    )
 
 
 async def close_passive_listener(session: Session) -> None:
@@ -128,18 +146,65 @@ async def close_passive_listener(session: Session) -> None:
         session.passive_port_from_pool = None
 
 
-async def _accept_data_connection(
-    session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    peer = writer.get_extra_info("peername") or ("", 0)
+def _acceptable(session: Session, transport: Any) -> bool:
+    """Only the control connection's peer may connect, once per transfer."""
+    peer = transport.get_extra_info("peername") or ("", 0)
     if not same_host(peer[0], session.client_host):
         logger.warning(
             "session %s: refused data connection from %s (control peer is %s)",
             session.id, peer[0], session.client_host,
         )
-        writer.close()
+        return False
+    return session.data_connection is None and not session.closing
+
+
+def _accept_plain_data_connection(session: Session, protocol: DataProtocol) -> None:
+    transport = protocol.transport
+    if not _acceptable(session, transport):
+        transport.close()
         return
-    if session.data_connection is not None or session.closing:
+    if session.data_protection == "P":
+        # PROT P came after this clear-text listener was opened: upgrade in place
+        task = asyncio.get_running_loop().create_task(_upgrade_plain(session, protocol))
+        session.pending_data_tasks = getattr(session, "pending_data_tasks", set())
+        session.pending_data_tasks.add(task)
+        task.add_done_callback(session.pending_data_tasks.discard)
+        return
+    _tune_socket(transport)
+    session.data_connection = ThrottleStreamIO(
+        ProtocolReader(protocol),
+        ProtocolWriter(protocol),
+        throttles=session.data_throttles(),
+        timeout=session.socket_timeout,
+    )
+
+
+async def _upgrade_plain(session: Session, protocol: DataProtocol) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=DATA_READ_LIMIT)
+    stream_protocol = asyncio.StreamReaderProtocol(reader)
+    server = session.server
+    try:
+        transport = await loop.start_tls(
+            protocol.transport,
+            stream_protocol,
+            server.data_tls_context(session),
+            server_side=True,
+            ssl_handshake_timeout=server.tls_handshake_timeout,
+        )
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        logger.info("session %s: data TLS handshake failed: %s", session.id, exc)
+        protocol.transport.close()
+        return
+    stream_protocol.connection_made(transport)
+    writer = asyncio.StreamWriter(transport, stream_protocol, reader, loop)
+    await _accept_data_connection(session, reader, writer)
+
+
+async def _accept_data_connection(
+    session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    if not _acceptable(session, writer):
         writer.close()
         return
     server = session.server
@@ -169,7 +234,7 @@ async def _accept_data_connection(
     )
 
 
-def _tune_socket(writer: asyncio.StreamWriter) -> None:
+def _tune_socket(writer: Any) -> None:
     sock = writer.get_extra_info("socket")
     if sock is None:
         return

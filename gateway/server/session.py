@@ -66,7 +66,7 @@ class Session:
         self.path_io: Any = None
         self.encoding: str = server.encoding
         self.extra_workers: WorkerSet = WorkerSet(self)
-        self.state_changed = asyncio.Event()
+        self._state_changed: asyncio.Event | None = None
         self.acquired = False
         # login state
         self.user: Any = None
@@ -84,14 +84,24 @@ class Session:
         self.implicit_tls = self.tls
         self.pbsz: int | None = None
         self.data_protection = "P" if self.tls else "C"
-        # replies written by a task of their own so any task (handler or worker)
-        # may call ``response`` synchronously, as in aioftp
-        self._responses: deque[tuple[str, Any, bool]] = deque()
+        # ``response`` is synchronous (aioftp's contract) and may be called from any
+        # task.  With the stock reply writers it writes to the transport at once;
+        # when a subclass overrides ``write_response``/``write_line`` the replies are
+        # queued and written, in order, by a task that awaits the override.
+        self._direct_replies = server._stock_reply_writers
+        self._responses: deque[tuple[str, Any, bool]] | None = None
         self._flush_task: asyncio.Task | None = None
         self.closing = False
         self.user_root_override: Any = None
 
     # -- data connection ---------------------------------------------------------
+    @property
+    def state_changed(self) -> asyncio.Event:
+        """Set whenever a data connection arrives (or is refused)."""
+        if self._state_changed is None:
+            self._state_changed = asyncio.Event()
+        return self._state_changed
+
     @property
     def data_connection(self) -> Any:
         return self._data_connection
@@ -107,26 +117,38 @@ class Session:
 
     # -- replies -----------------------------------------------------------------
     def response(self, code: str, info: Any = "", list: bool = False) -> None:  # noqa: A002
-        """Queue a reply; it is written in order, as soon as possible."""
-        self._responses.append((str(code), info, list))
+        """Send a reply; replies always reach the client in the order given."""
+        code = str(code)
+        if self._direct_replies and not self._responses:
+            if self.writer.is_closing():
+                return
+            self.writer.write(self.server.encode_response(code, info, list))
+            return
+        if self._responses is None:
+            self._responses = deque()
+        self._responses.append((code, info, list))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = self.loop.create_task(self._flush())
 
     async def _flush(self) -> None:
-        while self._responses:
-            code, info, as_list = self._responses.popleft()
+        responses = self._responses
+        while responses:
+            code, info, as_list = responses.popleft()
             try:
                 await self.server.write_response(self.command_connection, code, info, as_list)
             except (ConnectionError, OSError, TimeoutError, RuntimeError):
-                self._responses.clear()
+                responses.clear()
                 self.closing = True
                 return
+        self._flush_task = None
 
     async def flushed(self) -> None:
-        """Wait until every queued reply has been written."""
+        """Wait until every reply so far has been handed to the kernel (backpressure)."""
         task = self._flush_task
         if task is not None and not task.done():
             await asyncio.shield(task)
+        if self.writer.transport.get_write_buffer_size():
+            await self.command_connection.write(b"")  # drain, bounded by the write timeout
 
     def _worker_done(self, task: asyncio.Future) -> None:
         self.extra_workers.discard(task)

@@ -31,7 +31,7 @@ __all__ = ("TransferCommands", "DATA_BLOCK_SIZE")
 logger = logging.getLogger("gateway.server")
 
 #: Bytes moved per storage call; large so a transfer costs few Python-level steps.
-DATA_BLOCK_SIZE = 1024 * 1024
+DATA_BLOCK_SIZE = 262144
 #: How long a finished data connection may take to close before we stop waiting.
 DATA_CLOSE_TIMEOUT = 10.0
 
@@ -204,8 +204,22 @@ class TransferCommands(HandlerBase):
                 if mode == "r+b":
                     await file.seek(offset)
                 convert = FromNetwork() if ascii_mode else None
-                read = stream.read
                 write = file.write
+                read_view = getattr(stream.reader, "read_view", None)
+                if read_view is not None and not stream.throttles and convert is None:
+                    # plain TCP, unthrottled: storage writes straight from the receive buffer
+                    timeout = stream.read_timeout
+                    while True:
+                        if timeout is None:
+                            view = await read_view()
+                        else:
+                            async with asyncio.timeout(timeout):
+                                view = await read_view()
+                        if view is None:
+                            break
+                        await write(view)
+                    return
+                read = stream.read
                 block = _block_size(self, stream)
                 while True:
                     data = await read(block)
