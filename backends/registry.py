@@ -5,8 +5,9 @@ import string and loaded on first use, so a server that never sees ``s3://`` nev
 needs aiobotocore; when the package is missing the error says what to install.
 Any scheme not in the table goes to the fsspec backend.
 
-A lazily loaded backend class provides ``from_root(url) -> (factory, real_root)``
-because only it knows how to split its URL (bucket, prefix, credentials...).
+A lazily loaded backend class provides ``from_root(url, options=None) -> (factory,
+real_root)`` because only it knows how to split its URL (bucket, prefix, credentials...).
+A factory that holds resources (the S3 connection pool) also has ``async aclose()``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib
 import re
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
@@ -99,12 +100,16 @@ def _file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-def backend_for_root(root: str | PurePath) -> tuple[Factory, PurePath]:
+def backend_for_root(
+    root: str | PurePath, options: Mapping[str, Any] | None = None
+) -> tuple[Factory, PurePath]:
     """Pick the path-io factory for a user's root and the root as that backend sees it.
 
     ``/srv/ftp/alice`` and ``file:///srv/ftp/alice`` give local disk,
     ``memory://`` (or ``memory:///sub``) the process-wide memory tree; other schemes go
-    to their registered backend's ``from_root``.
+    to their registered backend's ``from_root(url, options)``.  ``options`` (the
+    server's ``storage_options``: endpoint, credentials, part size...) reach only
+    those backends, and only when given.
     """
     if isinstance(root, PurePath):
         return PathIO, Path(root)
@@ -124,4 +129,6 @@ def backend_for_root(root: str | PurePath) -> tuple[Factory, PurePath]:
             f"{backend.__qualname__} serves {scheme!r} roots but has no "
             "from_root(url) -> (factory, real_root)"
         )
+    if options is not None:
+        return from_root(root, options)
     return from_root(root)
