@@ -308,7 +308,6 @@ class Server(
                 return
             self.available_connections.acquire()
             session.acquired = True
-            session.path_io = self.path_io_factory(timeout=self.path_timeout, connection=session)
             session.response("220", self.welcome_message)
             await self._command_loop(session)
         except asyncio.CancelledError:

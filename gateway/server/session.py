@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Mapping
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,8 +37,53 @@ class WorkerSet(set):
             task.add_done_callback(self._session._worker_done)
 
 
+_SERVER_SETTINGS = frozenset(
+    {
+        "socket_timeout",
+        "idle_timeout",
+        "wait_future_timeout",
+        "block_size",
+        "path_timeout",
+        "path_io_factory",
+        "encoding",
+    }
+)
+
+
 class Session:
-    """State of one control connection (what aioftp handlers call ``connection``)."""
+    """State of one control connection (what aioftp handlers call ``connection``).
+
+    Defaults live on the class and settings are read from the server until a
+    handler assigns its own value, so an idle session costs only what differs:
+    servers hold many idle sessions.
+    """
+
+    # login state
+    user: Any = None
+    logged = False
+    acquired = False
+    current_directory = PurePosixPath("/")
+    user_root_override: Any = None
+    # transfer state
+    transfer_type = "I"
+    restart_offset = 0
+    rename_from: Any = None
+    passive_server: Any = None
+    _data_connection: Any = None
+    throttles: Mapping[str, Any] = MappingProxyType({})
+    # TLS state
+    tls = False
+    implicit_tls = False
+    pbsz: int | None = None
+    data_protection = "C"
+    # replies: ``response`` is synchronous (aioftp's contract) and may be called from
+    # any task.  With the stock reply writers it writes to the transport at once;
+    # when a subclass overrides ``write_response``/``write_line`` the replies are
+    # queued and written, in order, by a task that awaits the override.
+    _responses: deque[tuple[str, Any, bool]] | None = None
+    _flush_task: asyncio.Task | None = None
+    _state_changed: asyncio.Event | None = None
+    closing = False
 
     def __init__(
         self,
@@ -57,42 +104,20 @@ class Session:
         self.client_port: int = peer[1]
         self.server_host: str = sock[0]
         self.server_port: int = sock[1]
-        self.socket_timeout = server.socket_timeout
-        self.idle_timeout = server.idle_timeout
-        self.wait_future_timeout = server.wait_future_timeout
-        self.block_size = server.block_size
-        self.path_timeout = server.path_timeout
-        self.path_io_factory = server.path_io_factory
-        self.path_io: Any = None
-        self.encoding: str = server.encoding
         self.extra_workers: WorkerSet = WorkerSet(self)
-        self._state_changed: asyncio.Event | None = None
-        self.acquired = False
-        # login state
-        self.user: Any = None
-        self.logged = False
-        self.current_directory = PurePosixPath("/")
-        # transfer state
-        self.transfer_type = "I"
-        self.restart_offset = 0
-        self.rename_from: Any = None
-        self.passive_server: Any = None
-        self._data_connection: Any = None
-        self.throttles: dict[str, Any] = {}
-        # TLS state
-        self.tls = writer.get_extra_info("ssl_object") is not None
-        self.implicit_tls = self.tls
-        self.pbsz: int | None = None
-        self.data_protection = "P" if self.tls else "C"
-        # ``response`` is synchronous (aioftp's contract) and may be called from any
-        # task.  With the stock reply writers it writes to the transport at once;
-        # when a subclass overrides ``write_response``/``write_line`` the replies are
-        # queued and written, in order, by a task that awaits the override.
         self._direct_replies = server._stock_reply_writers
-        self._responses: deque[tuple[str, Any, bool]] | None = None
-        self._flush_task: asyncio.Task | None = None
-        self.closing = False
-        self.user_root_override: Any = None
+        if writer.get_extra_info("ssl_object") is not None:
+            self.tls = self.implicit_tls = True
+            self.data_protection = "P"
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when the attribute is not set: server-wide settings
+        if name in _SERVER_SETTINGS:
+            return getattr(self.server, name)
+        if name == "path_io":  # before login: the server's default storage
+            self.path_io = self.server.path_io_factory(timeout=self.server.path_timeout, connection=self)
+            return self.path_io
+        raise AttributeError(name)
 
     # -- data connection ---------------------------------------------------------
     @property

@@ -83,13 +83,19 @@ class LoginCommands(HandlerBase):
         if shared is None:
             shared = StreamThrottle.from_limits(user.read_speed_limit, user.write_speed_limit)
             self.throttle_per_user[user] = shared  # type: ignore[attr-defined]
-        connection.throttles = {
+        candidates = {
             "server_global": self.throttle,  # type: ignore[attr-defined]
-            "server_per_connection": self.throttle_per_connection.clone(),  # type: ignore[attr-defined]
+            "server_per_connection": self.throttle_per_connection,  # type: ignore[attr-defined]
             "user_global": shared,
             "user_per_connection": StreamThrottle.from_limits(
                 user.read_speed_limit_per_connection, user.write_speed_limit_per_connection
             ),
+        }
+        # only limits that exist cost anything; per-connection ones get their own state
+        connection.throttles = {
+            name: throttle.clone() if name == "server_per_connection" else throttle
+            for name, throttle in candidates.items()
+            if throttle.read.limit or throttle.write.limit
         }
 
     async def _forget_user(self, connection: Any) -> None:
