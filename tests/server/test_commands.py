@@ -566,3 +566,11 @@ async def test_ftplib_error_classes(server) -> None:
         ftp.quit()
 
     await in_thread(scenario)
+
+
+async def test_stor_into_missing_directory_refused_before_any_data(server, raw) -> None:
+    client = await raw(server)
+    await client.open_data()
+    reply = await client.cmd("STOR nodir/x")
+    assert reply.code == "550", reply  # no 150 first: the client never sends the bytes
+    assert (await client.cmd("NOOP")).code == "200"

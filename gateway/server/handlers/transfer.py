@@ -181,6 +181,9 @@ class TransferCommands(HandlerBase):
         if await path_io.is_dir(real):
             connection.response("550", "path is a directory")
             return True
+        if not await path_io.is_dir(real.parent):
+            connection.response("550", "no such directory")
+            return True
         if not await self.can(connection, virtual, "writable"):
             return True
         exists = await path_io.exists(real)
