@@ -309,6 +309,8 @@ class Server(
             self.available_connections.acquire()
             session.acquired = True
             session.response("220", self.welcome_message)
+            session.login_started = session.last_activity = session.loop.time()
+            self._arm_watchdog(session)
             await self._command_loop(session)
         except asyncio.CancelledError:
             if not session.closing:
@@ -340,36 +342,59 @@ class Server(
                 return
 
     async def _read_command(self, session: Session) -> bytes | None:
-        """One command line, within the login or idle timeout; None when closed."""
-        timeout = self.idle_timeout if session.logged else (self.login_timeout or self.idle_timeout)
-        if session.logged or not self.login_timeout:
-            session.login_deadline = None
-        else:
-            # the login deadline counts from the first read, not per command: a
-            # client chatting without logging in must not hold its slot forever
-            now = asyncio.get_running_loop().time()
-            deadline = getattr(session, "login_deadline", None)
-            if deadline is None:
-                deadline = session.login_deadline = now + self.login_timeout
-            timeout = max(0.0, deadline - now)
-        if session.extra_workers:
-            timeout = None  # a transfer is running: its own timeouts apply
+        """One command line; None when the connection ended (or timed out)."""
         reader = session.reader
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    try:
-                        return await reader.readuntil(b"\n")
-                    except asyncio.LimitOverrunError as exc:
-                        await self._discard_long_line(session, reader, exc.consumed)
-                    except asyncio.IncompleteReadError as exc:
-                        if exc.partial.strip():
-                            return exc.partial
-                        return None
-        except TimeoutError:
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                await self._discard_long_line(session, reader, exc.consumed)
+                continue
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial.strip() and not session.timed_out:
+                    return exc.partial
+                return None
+            session.last_activity = session.loop.time()
+            return line
+
+    # -- login and idle timeouts: one timer per session, not one per command --------------
+    def _watchdog_deadline(self, session: Session) -> float | None:
+        if session.extra_workers:
+            return None  # a transfer is running: its own timeouts apply
+        deadline = None
+        if self.idle_timeout:
+            deadline = session.last_activity + self.idle_timeout
+        if not session.logged and self.login_timeout:
+            login_deadline = session.login_started + self.login_timeout
+            deadline = login_deadline if deadline is None else min(deadline, login_deadline)
+        return deadline
+
+    def restart_watchdog(self, session: Session) -> None:
+        """Re-arm after the deadline moved earlier (a logged-in client sent USER)."""
+        if session.watchdog is not None:
+            session.watchdog.cancel()
+        self._arm_watchdog(session)
+
+    def _arm_watchdog(self, session: Session) -> None:
+        deadline = self._watchdog_deadline(session)
+        if deadline is None:
+            if not (self.idle_timeout or self.login_timeout):
+                return
+            deadline = session.loop.time() + (self.idle_timeout or self.login_timeout or 60.0)
+        session.watchdog = session.loop.call_at(deadline, self._watchdog_fired, session)
+
+    def _watchdog_fired(self, session: Session) -> None:
+        session.watchdog = None
+        if session.closing:
+            return
+        deadline = self._watchdog_deadline(session)
+        if deadline is not None and session.loop.time() >= deadline:
+            logger.info("session %s: timed out", session.id)
+            session.timed_out = True
             session.response("421", "timeout: closing control connection")
-            await session.flushed()
-            return None
+            session.writer.close()  # flushes the reply, then the read loop sees EOF
+            return
+        self._arm_watchdog(session)
 
     async def _discard_long_line(self, session: Session, reader: asyncio.StreamReader, consumed: int) -> None:
         """Drop an over-long line up to and including its end, then reply 500."""
@@ -444,6 +469,9 @@ class Server(
 
     async def _close_session(self, session: Session) -> None:
         session.closing = True
+        if session.watchdog is not None:
+            session.watchdog.cancel()
+            session.watchdog = None
         workers = list(session.extra_workers)
         for worker in workers:
             worker.cancel()

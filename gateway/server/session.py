@@ -84,6 +84,10 @@ class Session:
     _flush_task: asyncio.Task | None = None
     _state_changed: asyncio.Event | None = None
     closing = False
+    timed_out = False
+    watchdog: asyncio.TimerHandle | None = None
+    login_started = 0.0
+    last_activity = 0.0
 
     def __init__(
         self,
@@ -177,6 +181,7 @@ class Session:
 
     def _worker_done(self, task: asyncio.Future) -> None:
         self.extra_workers.discard(task)
+        self.last_activity = self.loop.time()  # idle time counts from the transfer's end
         if not task.cancelled() and task.exception() is not None:
             self.server._report_worker_error(self, task.exception())
 

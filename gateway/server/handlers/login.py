@@ -101,7 +101,11 @@ class LoginCommands(HandlerBase):
     async def _forget_user(self, connection: Any) -> None:
         user = connection.user
         connection.user = None
-        connection.logged = False
+        if connection.logged:
+            # logging in again: a fresh login deadline
+            connection.logged = False
+            connection.login_started = connection.loop.time()
+            self.restart_watchdog(connection)  # type: ignore[attr-defined]
         connection._root_realpath = None
         try:
             await self.user_manager.notify_logout(user)  # type: ignore[attr-defined]
