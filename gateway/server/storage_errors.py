@@ -24,6 +24,9 @@ _BY_TYPE: tuple[tuple[type[BaseException], str, str], ...] = (
 )
 
 
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
 def reply_for_storage_error(exc: BaseException) -> tuple[str, str]:
     """(code, text) for a storage exception, by the meaning of its cause."""
     cause = exc.cause if isinstance(exc, PathIOError) else exc
@@ -31,6 +34,11 @@ def reply_for_storage_error(exc: BaseException) -> tuple[str, str]:
         cause = exc.__cause__
     if cause is None:
         return "451", "requested action aborted: storage error"
+    if isinstance(cause, OSError) and cause.errno in _UNSUPPORTED:
+        # a write this storage can never store faithfully (S3 resume before the end):
+        # RFC 3659's "invalid REST parameter", with the storage's own explanation
+        detail = cause.strerror or "not supported by this storage"
+        return "554", f"requested action not taken: {detail}"
     for kind, code, text in _BY_TYPE:
         if isinstance(cause, kind):
             return code, text

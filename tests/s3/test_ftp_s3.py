@@ -233,30 +233,6 @@ async def test_rename_delete_and_rmd(ftp_server, s3_service, s3_prefix):
         assert await all_keys(client, bucket, prefix) == []
 
 
-async def test_directory_of_1200_objects_lists_completely(ftp_server, s3_service, s3_prefix):
-    bucket, prefix = alice_prefix(s3_service, s3_prefix)
-    async with raw_client(s3_service) as client:
-        limit = asyncio.Semaphore(32)
-
-        async def create(i: int) -> None:
-            async with limit:
-                await client.put_object(Bucket=bucket, Key=f"{prefix}many/f{i:05}", Body=b"x")
-
-        await asyncio.gather(*(create(i) for i in range(1200)))
-
-    def scenario() -> tuple[list[str], list[str]]:
-        ftp = login(ftp_server)
-        try:
-            return lines(ftp, "LIST many"), [name for name, _ in ftp.mlsd("many")]
-        finally:
-            ftp.quit()
-
-    listed, mlsd = await in_thread(scenario)
-    expected = [f"f{i:05}" for i in range(1200)]
-    assert sorted(line.rsplit(" ", 1)[-1] for line in listed) == expected
-    assert sorted(mlsd) == expected
-
-
 async def test_users_on_disk_memory_and_s3_do_not_see_each_other(
     s3_service, s3_options, s3_prefix, tmp_path: Path
 ):
