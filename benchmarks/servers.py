@@ -4,6 +4,10 @@ Each one runs in its own process, started by ``benchmarks/run.py``::
 
     python benchmarks/servers.py aioftp    --dir DIR --port P [--loop uvloop|asyncio]
     python benchmarks/servers.py pyftpdlib --dir DIR --port P
+    python benchmarks/servers.py gateway-s3 --dir s3://BUCKET/PREFIX --port P
+
+gateway-s3 takes its S3 storage options (endpoint, keys, part size) as JSON in the
+``GATEWAY_BENCH_S3_OPTIONS`` environment variable.
 
 Both serve DIR to the user ``bench``/``bench`` with full rights on 127.0.0.1 and
 log only errors (gateway is started with ``-q``, so all three are equally quiet).
@@ -59,9 +63,29 @@ def run_pyftpdlib(directory: str, port: int) -> None:
     server.serve_forever()
 
 
+def run_gateway_s3(root: str, port: int) -> None:
+    import asyncio
+    import json
+    import os
+
+    import uvloop
+
+    from gateway import Server, User
+
+    options = json.loads(os.environ.get("GATEWAY_BENCH_S3_OPTIONS", "{}"))
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    async def serve() -> None:
+        server = Server([User(LOGIN, PASSWORD, base_path=root)], storage_options=options)
+        await server.run(HOST, port, backlog=BACKLOG)
+
+    print("loop=uvloop", flush=True)
+    asyncio.run(serve())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("aioftp", "pyftpdlib"))
+    parser.add_argument("kind", choices=("aioftp", "pyftpdlib", "gateway-s3"))
     parser.add_argument("--dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
@@ -72,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.kind == "aioftp":
         run_aioftp(args.dir, args.port, args.loop)
+    elif args.kind == "gateway-s3":
+        run_gateway_s3(args.dir, args.port)
     else:
         run_pyftpdlib(args.dir, args.port)
     return 0

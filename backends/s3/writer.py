@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .body import PartBuffer
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import UnsupportedWrite, translated
 
@@ -130,8 +131,8 @@ class S3Writer:
         self._slots = asyncio.Semaphore(settings.parts_in_flight)
         self._holding_slot = False
         # the part being filled: bytes are copied in once, from the caller's buffer
-        # (which the caller may reuse), and the bytearray itself becomes the request body
-        self._buffer = bytearray()
+        # (which the caller may reuse), and the buffer itself becomes the request body
+        self._buffer: PartBuffer | None = None
         self._buffered = 0
         self._next_part = 1
         self._parts: dict[int, dict[str, Any]] = {}
@@ -152,8 +153,13 @@ class S3Writer:
         self.held -= count
         WRITE_BUFFERS._change(-count, self.held)
 
+    def _part_buffer(self) -> PartBuffer:
+        if self._buffer is None:
+            self._buffer = PartBuffer(part_size_for(self._next_part, self.part_size))
+        return self._buffer
+
     def _drop_buffer(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = None
         if self._buffered:
             self._unhold(self._buffered)
             self._buffered = 0
@@ -206,7 +212,7 @@ class S3Writer:
             self._raise_failure()
             room = part_size_for(self._next_part, self.part_size) - self._buffered
             piece, view = view[:room], view[room:]
-            self._buffer += piece
+            self._part_buffer().append(piece)
             self._buffered += len(piece)
             self._hold(len(piece))
             self.written += len(piece)
@@ -235,7 +241,7 @@ class S3Writer:
             if not self._started:
                 await self._start()
             if self._create_task is None:
-                await self._put_single(self._buffer)
+                await self._put_single(self._part_buffer())
             else:
                 if self._buffered:
                     await self._send_buffer()
@@ -293,7 +299,7 @@ class S3Writer:
                 prefix = await body.read()
         if len(prefix) != kept:
             raise ConnectionError(errno.EIO, "short read of the object's old bytes", self.where)
-        self._buffer += prefix
+        self._part_buffer().append(prefix)
         self._buffered += kept
         self._hold(kept)
 
@@ -341,9 +347,9 @@ class S3Writer:
         upload_id = await self._ensure_upload()
         # no await from here to the task's creation: the bytes and the slot change
         # owner atomically
-        body = self._buffer
+        body = self._part_buffer()
         size = self._buffered
-        self._buffer = bytearray()
+        self._buffer = None
         self._buffered = 0
         self._holding_slot = False
         number = self._next_part
@@ -354,7 +360,11 @@ class S3Writer:
             raise OSError(errno.EFBIG, "the upload exceeds S3's 10,000 parts", self.where)
         self._spawn(self._upload_part(upload_id, number, body), held=size, slot=True)
 
-    async def _checksum(self, body: bytes | bytearray) -> dict[str, str]:
+    async def _checksum(self, buffer: PartBuffer) -> dict[str, str]:
+        with buffer.view() as body:
+            return await self._checksum_of(body)
+
+    async def _checksum_of(self, body: memoryview) -> dict[str, str]:
         if self.crc32:
             if len(body) > _THREAD_CHECKSUM:
                 crc = await asyncio.to_thread(zlib.crc32, body)
@@ -367,14 +377,14 @@ class S3Writer:
             digest = hashlib.md5(body).digest()
         return {"ContentMD5": base64.b64encode(digest).decode()}
 
-    async def _upload_part(self, upload_id: str, number: int, body: bytearray) -> None:
+    async def _upload_part(self, upload_id: str, number: int, body: PartBuffer) -> None:
         try:
             checksum = await self._checksum(body)
             client = await self.store.client()
             with translated(self.where):
                 response = await client.upload_part(
                     Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number,
-                    Body=body, **checksum,
+                    Body=body.body(), ContentLength=len(body), **checksum,
                 )
             part = {"PartNumber": number, "ETag": response["ETag"]}
             if response.get("ChecksumCRC32"):
@@ -411,11 +421,14 @@ class S3Writer:
             if self._failure is None:
                 self._failure = exc
 
-    async def _put_single(self, body: bytes | bytearray) -> None:
+    async def _put_single(self, body: PartBuffer) -> None:
         checksum = await self._checksum(body)
         client = await self.store.client()
         with translated(self.where):
-            await client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **checksum)
+            await client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=body.body(), ContentLength=len(body),
+                **checksum,
+            )
 
     async def _complete_shielded(self) -> None:
         """CompleteMultipartUpload, carried to its end even if we are cancelled meanwhile:
