@@ -1,7 +1,9 @@
 """A TCP proxy in front of the S3 endpoint that can cut it off, for fault tests.
 
 ``cut()`` resets every open connection and every new one until ``restore()``: to
-botocore the endpoint is gone, as when S3 is unreachable mid-transfer.
+botocore the endpoint is gone, as when S3 is unreachable mid-transfer.  ``stall()``
+keeps every connection open but moves no byte either way until ``restore()``: an
+endpoint that hangs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class FaultProxy:
         parts = urlsplit(endpoint_url)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.down = False
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -49,10 +53,15 @@ class FaultProxy:
                 _reset(writer)
         self._pairs.clear()
 
+    def stall(self) -> None:
+        self.flowing.clear()
+
     def restore(self) -> None:
         self.down = False
+        self.flowing.set()
 
     async def close(self) -> None:
+        self.flowing.set()
         self.cut()
         if self._server is not None:
             self._server.close()
@@ -66,6 +75,7 @@ class FaultProxy:
         if self.down:
             _reset(writer)
             return
+        await self.flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -88,9 +98,9 @@ class FaultProxy:
             for side in pair:
                 side.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(256 * 1024):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()

@@ -178,3 +178,56 @@ async def test_data_connection_dropped_then_next_upload_works(ftp_server, s3_ser
     bucket, prefix = alice_prefix(s3_service, s3_prefix)
     async with raw_client(s3_service) as client:
         assert await all_keys(client, bucket, prefix) == [prefix + "whole.bin"]
+
+
+async def test_endpoint_stalled_mid_upload_gives_451_and_leaves_nothing(
+    s3_service, s3_options, s3_prefix
+):
+    """S3 stops answering (connections open, no bytes move): the upload fails with 451
+    within the configured timeouts instead of hanging, and nothing is left behind."""
+    from gateway import Server, User
+
+    from .proxy import FaultProxy
+
+    proxy = await FaultProxy(s3_service.endpoint_url).start()
+    options = dict(s3_options, endpoint_url=proxy.url, max_attempts=2, connect_timeout=2,
+                   read_timeout=2)
+    server = Server(
+        [User("alice", "secret", base_path=f"s3://{s3_service.bucket}/{s3_prefix}/alice")],
+        storage_options=options,
+    )
+    await server.start(HOST, 0)
+    loop = asyncio.get_running_loop()
+
+    def scenario() -> tuple[str, bytes]:
+        ftp = login(server)
+        try:
+            ftp.voidcmd("TYPE I")
+            conn = ftp.transfercmd("STOR stalled.bin")
+            block = os.urandom(MIB)
+            try:
+                for sent in range(400):
+                    if sent == 2 * PART_SIZE // MIB:
+                        loop.call_soon_threadsafe(proxy.stall)
+                    conn.sendall(block)
+            except OSError:
+                pass  # the server gave up on the transfer and dropped the data connection
+            conn.close()
+            code = error_code(ftp.voidresp)
+            loop.call_soon_threadsafe(proxy.restore)
+            ftp.storbinary("STOR after.bin", io.BytesIO(b"back"))
+            return code, retr(ftp, "after.bin")
+        finally:
+            ftp.quit()
+
+    try:
+        code, after = await in_thread(scenario)
+    finally:
+        await server.close()
+        await proxy.close()
+    assert code == "451"
+    assert after == b"back"
+    bucket, prefix = alice_prefix(s3_service, s3_prefix)
+    assert await wait_until_no_uploads(s3_service, bucket, prefix) == []
+    async with raw_client(s3_service) as client:
+        assert await all_keys(client, bucket, prefix) == [prefix + "after.bin"]
