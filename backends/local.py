@@ -298,6 +298,16 @@ class PathIO(AbstractPathIO[Path]):
     async def lstat_is_symlink(self, path: Path) -> bool:
         return _lstat_is_symlink(path)
 
+    # Optional capabilities (the FTP layer offers SITE CHMOD / MFMT only where
+    # storage has them): permission bits and modification times.
+    @universal_exception
+    async def chmod(self, path: Path, mode: int) -> None:
+        os.chmod(path, mode)
+
+    @universal_exception
+    async def set_mtime(self, path: Path, mtime: float) -> None:
+        os.utime(path, (os.stat(path).st_atime, mtime))
+
 
 class AsyncPathIO(AbstractPathIO[Path]):
     """Local disk with every blocking call in an executor: for slow or network disks."""

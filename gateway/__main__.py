@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import MemoryPathIO, PathIO, Permission, Server, User
+from gateway.server.encodings import check_encoding
+from gateway.server.quirks import DeviceQuirks
 
 __all__ = ("main", "build_parser")
 
@@ -55,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="passive data port range")
     parser.add_argument("--passive-address", metavar="IPV4",
                         help="address announced in PASV replies (NAT, containers)")
+    parser.add_argument("--encoding", default="utf-8",
+                        help="file name encoding of the listener (e.g. cp1251, latin-1)")
+    parser.add_argument("--legacy-devices", metavar="QUIRKS", default=None,
+                        help="replies old devices need: 'all' or a comma list of "
+                             "allo_ok,mkd_existing_ok,site_noop,stor_creates_parents")
     parser.add_argument("--debug", action="store_true", help="log every command and reply")
     return parser
 
@@ -85,6 +92,8 @@ def build_server(args: argparse.Namespace) -> Server:
         require_tls=args.require_tls,
         data_ports=args.data_ports,
         ipv4_pasv_forced_response_address=args.passive_address,
+        encoding=check_encoding(args.encoding),
+        device_quirks=DeviceQuirks.from_names(args.legacy_devices) if args.legacy_devices else None,
     )
 
 

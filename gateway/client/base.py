@@ -108,6 +108,9 @@ class BaseClient:
 
     ``ssl`` makes the control connection (and every data connection) TLS from the
     first byte (implicit FTPS); ``Client.upgrade_to_tls`` does the explicit kind.
+    ``passive=False`` switches data connections to active mode (the client listens
+    and sends EPRT/PORT, in ``active_commands`` order), for servers or firewalls
+    that allow nothing else.
     Extra keyword arguments (``socks_host``, ``socks_port``, ``socks_version``,
     ``username``, ``password``, ...) are handed to ``siosocks`` to reach the server
     through a SOCKS proxy.
@@ -127,6 +130,8 @@ class BaseClient:
         parse_list_line_custom: ListLineParser | None = None,
         parse_list_line_custom_first: bool = True,
         passive_commands: Iterable[str] = ("epsv", "pasv"),
+        passive: bool = True,
+        active_commands: Iterable[str] = ("eprt", "port"),
         **siosocks_asyncio_kwargs: Any,
     ) -> None:
         self.socket_timeout = socket_timeout
@@ -140,6 +145,8 @@ class BaseClient:
         self.parse_list_line_custom = parse_list_line_custom
         self.parse_list_line_custom_first = parse_list_line_custom_first
         self._passive_commands = tuple(passive_commands)
+        self.passive = passive
+        self._active_commands = tuple(active_commands)
         self._siosocks_asyncio_kwargs = siosocks_asyncio_kwargs
         self.server_host: str | None = None
         self.server_port: int | None = None

@@ -16,6 +16,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 from gateway import errors
+from gateway.client.active import ActiveListener
 from gateway.client.base import BaseClient, Codes
 from gateway.common import (
     DEFAULT_ACCOUNT,
@@ -305,6 +306,8 @@ class Client(BaseClient):
         self, *command_args: Any, conn_type: str = "I", offset: int = 0
     ) -> DataConnectionThrottleStreamIO:
         """Open a data connection, then send the command (after REST if ``offset``)."""
+        if not self.passive:
+            return await self._get_active_stream(command_args, conn_type, offset)
         reader, writer = await self.get_passive_connection(conn_type)
         try:
             if offset:
@@ -313,6 +316,30 @@ class Client(BaseClient):
         except BaseException:
             writer.close()
             raise
+        return DataConnectionThrottleStreamIO(
+            self,
+            reader,
+            writer,
+            throttles={"_": self.throttle},
+            timeout=self.socket_timeout,
+        )
+
+    async def _get_active_stream(
+        self, command_args: tuple, conn_type: str, offset: int
+    ) -> DataConnectionThrottleStreamIO:
+        """Active mode: listen, EPRT/PORT, REST, the command, then accept the server."""
+        if self._siosocks_asyncio_kwargs.get("socks_host"):
+            raise ValueError("active mode cannot work through a SOCKS proxy")
+        await self.command("TYPE " + conn_type, "200")
+        listener = ActiveListener(self)
+        try:
+            await listener.announce(self._active_commands)
+            if offset:
+                await self.command("REST " + str(offset), "350")
+            await self.command(*command_args)
+            reader, writer = await listener.accept(self._data_connection_ssl(), self.socket_timeout)
+        finally:
+            listener.close()
         return DataConnectionThrottleStreamIO(
             self,
             reader,

@@ -6,8 +6,10 @@ importable on their own for tests.
 
 from gateway.protocol.addresses import (
     UnsupportedProtocol,
+    format_eprt_argument,
     format_epsv,
     format_pasv_reply_address,
+    format_port_argument,
     parse_eprt,
     parse_epsv_arg,
     parse_port,
@@ -71,8 +73,10 @@ __all__ = (
     "virtual_to_real",
     # addresses
     "UnsupportedProtocol",
+    "format_eprt_argument",
     "format_epsv",
     "format_pasv_reply_address",
+    "format_port_argument",
     "parse_eprt",
     "parse_epsv_arg",
     "parse_port",

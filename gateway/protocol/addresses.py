@@ -17,6 +17,8 @@ __all__ = (
     "parse_port",
     "parse_eprt",
     "parse_epsv_arg",
+    "format_port_argument",
+    "format_eprt_argument",
 )
 
 
@@ -121,3 +123,24 @@ def parse_epsv_arg(arg: str) -> str:
     if value.isascii() and value.isdigit():
         raise UnsupportedProtocol(f"network protocol {value!r} not supported, use (1,2)")
     raise ValueError(f"bad EPSV argument {arg!r}")
+
+
+def format_port_argument(host: str, port: int) -> str:
+    """``h1,h2,h3,h4,p1,p2`` for a PORT command (IPv4 only; mapped IPv6 allowed)."""
+    _check_port(port)
+    address = ipaddress.ip_address(host.partition("%")[0])
+    if address.version == 6:
+        mapped = address.ipv4_mapped
+        if mapped is None:
+            raise ValueError(f"PORT cannot express IPv6 address {host!r}; use EPRT")
+        address = mapped
+    return ",".join(str(b) for b in address.packed) + f",{port >> 8},{port & 0xFF}"
+
+
+def format_eprt_argument(host: str, port: int) -> str:
+    """``|1|addr|port|`` or ``|2|addr|port|`` for an EPRT command (RFC 2428)."""
+    _check_port(port)
+    address = ipaddress.ip_address(host.partition("%")[0])
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return f"|{1 if address.version == 4 else 2}|{address}|{port}|"

@@ -198,12 +198,14 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("DELE", True, "required", "write", "DELE <sp> pathname"),
     CommandInfo("SIZE", True, "required", "read", "SIZE <sp> pathname", "SIZE"),
     CommandInfo("MDTM", True, "required", "read", "MDTM <sp> pathname", "MDTM"),
+    CommandInfo("MFMT", True, "required", "write", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", "MFMT"),
     # listings
     CommandInfo("LIST", True, "optional", "read", "LIST [<sp> pathname]"),
     CommandInfo("NLST", True, "optional", "read", "NLST [<sp> pathname]"),
     CommandInfo("MLSD", True, "optional", "read", "MLSD [<sp> pathname]", MLST_FEAT),
     CommandInfo("MLST", True, "optional", "read", "MLST [<sp> pathname]", MLST_FEAT),
-    CommandInfo("STAT", True, "optional", "read", "STAT [<sp> pathname]"),
+    # STAT without a path is allowed before login (RFC 959: "status of the server")
+    CommandInfo("STAT", False, "optional", "read", "STAT [<sp> pathname]"),
     # transfers
     CommandInfo("STOR", True, "required", "write", "STOR <sp> file-name"),
     CommandInfo("STOU", True, "optional", "write", "STOU [<sp> file-name]"),
@@ -220,13 +222,20 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("EPSV", True, "optional", None, "EPSV [<sp> 1|2|ALL]", "EPSV"),
     CommandInfo("PORT", True, "required", None, "PORT <sp> h1,h2,h3,h4,p1,p2"),
     CommandInfo("EPRT", True, "required", None, "EPRT <sp> |proto|addr|port|", "EPRT"),
+    # long addresses (RFC 1639): known, refused with 502 (no handler on purpose)
+    CommandInfo("LPRT", True, "required", None, "LPRT <sp> long-host-port"),
+    CommandInfo("LPSV", True, "none", None, "LPSV"),
     # informational
     CommandInfo("SYST", False, "none", None, "SYST"),
     CommandInfo("NOOP", False, "none", None, "NOOP"),
     CommandInfo("FEAT", False, "none", None, "FEAT"),
     CommandInfo("OPTS", False, "required", None, "OPTS <sp> UTF8 ON", "UTF8"),
     CommandInfo("HELP", False, "optional", None, "HELP [<sp> command]"),
-    CommandInfo("SITE", True, "required", None, "SITE <sp> site-command"),
+    CommandInfo("SITE", True, "required", None, "SITE <sp> HELP|CHMOD <sp> mode <sp> path"),
+    # session
+    CommandInfo("REIN", False, "none", None, "REIN"),
+    CommandInfo("HOST", False, "required", None, "HOST <sp> hostname", "HOST"),
+    CommandInfo("CCC", False, "none", None, "CCC"),
 )
 
 #: Verb (lowercase, as returned by :func:`parse_command`) -> its description.

@@ -37,16 +37,22 @@ from gateway.protocol.listing import (
 from gateway.protocol.paths import resolve_virtual, virtual_to_real
 from gateway.protocol.replies import format_reply
 from gateway.server.datachannel import PortPool, close_passive_listener
+from gateway.server.events import ServerEvents
 from gateway.server.handlers import (
+    ActiveCommands,
     FileCommands,
     ListingCommands,
     LoginCommands,
     MiscCommands,
     NavigationCommands,
+    SiteCommands,
+    StatusCommands,
     TlsCommands,
     TransferCommands,
 )
+from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
+from gateway.server.shutdown import shutdown_gracefully
 from gateway.server.storage_errors import reply_for_storage_error
 from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
 from gateway.throttle import StreamThrottle
@@ -72,8 +78,11 @@ class Server(
     FileCommands,
     ListingCommands,
     TransferCommands,
+    ActiveCommands,
     TlsCommands,
     MiscCommands,
+    SiteCommands,
+    StatusCommands,
 ):
     """FTP server (aioftp's ``Server``; extra keyword options are ours).
 
@@ -115,6 +124,9 @@ class Server(
         max_password_length: int = MAX_PASSWORD_LENGTH,
         backlog: int = DEFAULT_BACKLOG,
         storage_options: dict[str, Any] | None = None,
+        allow_fxp: bool | Iterable[str] = False,
+        device_quirks: DeviceQuirks | None = None,
+        events: ServerEvents | None = None,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -154,6 +166,15 @@ class Server(
         self._root_backends: dict[str, tuple[Any, Any]] = {}
         #: Given to URL-rooted backends (``s3://``): endpoint, credentials, part size...
         self.storage_options = storage_options
+        #: PORT/EPRT to (and passive connections from) other hosts: True for everyone,
+        #: or the logins allowed site-to-site transfers (FXP); off by default (RFC 2577).
+        self.allow_fxp = allow_fxp if isinstance(allow_fxp, bool) else frozenset(allow_fxp)
+        #: Replies old devices need (``gateway.server.quirks``); standard ones by default.
+        self.device_quirks = device_quirks or DeviceQuirks()
+        #: Listener for sessions, logins and transfers (logs, xferlog, metrics).
+        self.events = events if events is not None else ServerEvents()
+        #: Set by shutdown(): sessions finish their transfer, then get 421.
+        self.shutting_down = False
         self.commands_mapping = self._build_commands_mapping()
 
     # -- aioftp-compatible attributes ---------------------------------------------
@@ -243,6 +264,23 @@ class Server(
                     logger.exception("closing storage backend %r failed", factory)
         logger.info("server closed")
 
+    def notify(self, event: str, *args: Any) -> None:
+        """Tell ``self.events`` something happened; a listener's failure stays there."""
+        try:
+            getattr(self.events, event)(*args)
+        except Exception:
+            logger.exception("event listener failed on %s", event)
+
+    async def shutdown(self, grace: float = 30.0) -> None:
+        """Stop accepting; let running transfers end (up to ``grace`` seconds); close.
+
+        Sessions with no transfer running get "421 server shutting down" at once,
+        the others right after their transfer's 226.  When the grace period is over
+        the remaining transfers are cancelled (an upload is rolled back, an S3
+        multipart upload aborted) and their sessions closed with 421 too.
+        """
+        await shutdown_gracefully(self, grace)
+
     # -- replies ------------------------------------------------------------------------
     async def write_line(self, stream: StreamIO, line: str) -> None:
         logger.debug(line)
@@ -254,13 +292,16 @@ class Server(
         for line in format_reply(code, lines, as_list=list):
             await self.write_line(stream, line)
 
-    def encode_response(self, code: str, lines: Any = "", list: bool = False) -> bytes:  # noqa: A002
-        """A whole reply as bytes (what ``write_response`` sends, in one write)."""
+    def encode_response(
+        self, code: str, lines: Any = "", list: bool = False, encoding: str | None = None  # noqa: A002
+    ) -> bytes:
+        """A whole reply as bytes (what ``write_response`` sends, in one write), in
+        the session's ``encoding`` (OPTS UTF8, a user's code page) or the server's."""
         text = format_reply(code, lines, as_list=list)
         if logger.isEnabledFor(logging.DEBUG):
             for line in text:
                 logger.debug(line)
-        return encode_text(END_OF_LINE.join(text) + END_OF_LINE, self.encoding)
+        return encode_text(END_OF_LINE.join(text) + END_OF_LINE, encoding or self.encoding)
 
     @property
     def _stock_reply_writers(self) -> bool:
@@ -302,6 +343,7 @@ class Server(
         assert task is not None
         self.sessions[task] = session
         logger.info("session %s: connection from %s:%s", session.id, session.client_host, session.client_port)
+        self.notify("session_opened", session)
         try:
             if self.available_connections.locked():
                 await self.write_response(stream, "421", "too many connections")
@@ -327,6 +369,7 @@ class Server(
             await self._close_session(session)
             self.sessions.pop(task, None)
             logger.info("session %s: closed", session.id)
+            self.notify("session_closed", session)
 
     async def _command_loop(self, session: Session) -> None:
         while not session.closing:

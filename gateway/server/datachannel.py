@@ -23,7 +23,17 @@ from gateway.streams import ThrottleStreamIO
 if TYPE_CHECKING:
     from gateway.server.session import Session
 
-__all__ = ("PortPool", "open_passive_listener", "close_passive_listener", "sendfile")
+__all__ = (
+    "PortPool",
+    "open_passive_listener",
+    "close_passive_listener",
+    "sendfile",
+    "same_host",
+    "fxp_allowed",
+    "accept_plain_data_connection",
+    "accept_data_connection",
+    "DATA_READ_LIMIT",
+)
 
 logger = logging.getLogger("gateway.server")
 
@@ -43,6 +53,20 @@ def same_host(a: str, b: str) -> bool:
     if isinstance(ib, ipaddress.IPv6Address) and ib.ipv4_mapped:
         ib = ib.ipv4_mapped
     return ia == ib
+
+
+def fxp_allowed(session: Session) -> bool:
+    """Whether this session may use a data connection with a third host (FXP).
+
+    Off unless the server's ``allow_fxp`` is True (everyone) or names the logged-in
+    user: site-to-site transfers are the FTP bounce attack's mechanism (RFC 2577).
+    """
+    allow = getattr(session.server, "allow_fxp", False)
+    if allow is True:
+        return True
+    if not allow or session.user is None or not session.logged:
+        return False
+    return getattr(session.user, "login", None) in allow
 
 
 class PortPool:
@@ -78,10 +102,10 @@ async def open_passive_listener(session: Session) -> int:
     if context is None:
         # plain TCP: a buffered protocol, received straight into a reused buffer
         def accepted(protocol: DataProtocol) -> None:
-            _accept_plain_data_connection(session, protocol)
+            accept_plain_data_connection(session, protocol)
     else:
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await _accept_data_connection(session, reader, writer)
+            await accept_data_connection(session, reader, writer)
 
     host = session.server_host
     pool: PortPool = server.data_port_pool
@@ -149,7 +173,7 @@ async def close_passive_listener(session: Session) -> None:
 def _acceptable(session: Session, transport: Any) -> bool:
     """Only the control connection's peer may connect, once per transfer."""
     peer = transport.get_extra_info("peername") or ("", 0)
-    if not same_host(peer[0], session.client_host):
+    if not same_host(peer[0], session.client_host) and not fxp_allowed(session):
         logger.warning(
             "session %s: refused data connection from %s (control peer is %s)",
             session.id, peer[0], session.client_host,
@@ -158,7 +182,9 @@ def _acceptable(session: Session, transport: Any) -> bool:
     return session.data_connection is None and not session.closing
 
 
-def _accept_plain_data_connection(session: Session, protocol: DataProtocol) -> None:
+def accept_plain_data_connection(session: Session, protocol: DataProtocol) -> None:
+    """Make a fresh plain TCP connection (accepted or, in active mode, connected)
+    the session's data connection, upgrading it to TLS first under PROT P."""
     transport = protocol.transport
     if not _acceptable(session, transport):
         transport.close()
@@ -198,10 +224,10 @@ async def _upgrade_plain(session: Session, protocol: DataProtocol) -> None:
         return
     stream_protocol.connection_made(transport)
     writer = asyncio.StreamWriter(transport, stream_protocol, reader, loop)
-    await _accept_data_connection(session, reader, writer)
+    await accept_data_connection(session, reader, writer)
 
 
-async def _accept_data_connection(
+async def accept_data_connection(
     session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     if not _acceptable(session, writer):

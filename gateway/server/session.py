@@ -69,6 +69,7 @@ class Session:
     restart_offset = 0
     rename_from: Any = None
     passive_server: Any = None
+    active_address: tuple[str, int] | None = None  # PORT/EPRT, used by the next transfer
     _data_connection: Any = None
     throttles: Mapping[str, Any] = MappingProxyType({})
     # TLS state
@@ -151,7 +152,7 @@ class Session:
         if self._direct_replies and not self._responses:
             if self.writer.is_closing():
                 return
-            self.writer.write(self.server.encode_response(code, info, list))
+            self.writer.write(self.server.encode_response(code, info, list, self.encoding))
             return
         if self._responses is None:
             self._responses = deque()

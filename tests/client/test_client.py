@@ -590,3 +590,41 @@ async def test_developer_tutorial_coll(tmp_path: Path) -> None:
         await client.quit()
     finally:
         await server.close()
+
+
+# --- active mode (EPRT/PORT), against both servers -----------------------------------
+
+
+@pytest.mark.parametrize("commands", [("eprt", "port"), ("port",)], ids=["eprt", "port"])
+async def test_active_mode_transfers(ftp_server: ServerInfo, local: Path, commands: tuple[str, ...]) -> None:
+    src = make_local_tree(local)
+    payload = os.urandom(400_003)
+    (local / "big.bin").write_bytes(payload)
+    async with logged_in(ftp_server, passive=False, active_commands=commands) as client:
+        await client.upload(local / "big.bin", "big.bin", write_into=True)
+        await client.upload(src, "tree", write_into=True)
+        async with client.download_stream("big.bin", offset=123) as stream:
+            tail = await stream.read()
+        await client.download("tree", local / "back", write_into=True)
+        listed = kinds(await client.list("tree", recursive=True))
+    assert sha256((ftp_server.root / "big.bin").read_bytes()) == sha256(payload)
+    assert tail == payload[123:]
+    assert tree(local / "back") == tree(src)
+    assert listed["tree/sub/deeper/c.bin"] == "file"
+
+
+async def test_active_mode_over_tls(tls_server: TLSServerInfo, local: Path) -> None:
+    if tls_server.implicit:
+        options: dict[str, object] = {"ssl": tls_server.client_context}
+    else:
+        options = {"upgrade_to_tls": tls_server.client_context}
+    payload = os.urandom(200_001)
+    (local / "secret").write_bytes(payload)
+    async with logged_in(tls_server, passive=False, **options) as client:
+        await client.upload(local / "secret")
+        stream = await client.download_stream("secret")
+        assert stream.writer.get_extra_info("ssl_object") is not None
+        data = await stream.read()
+        await stream.finish()
+    assert sha256(data) == sha256(payload)
+    assert sha256((tls_server.root / "secret").read_bytes()) == sha256(payload)

@@ -85,8 +85,9 @@ async def test_unknown_and_unimplemented_commands(server, raw) -> None:
     client = await raw(server)
     reply = await client.expect("FOOBAR x", "500")
     assert "FOOBAR" in reply.text
-    await client.expect("STAT", "502")  # in the table, not served
-    await client.expect("SITE CHMOD 777 x", "502")
+    await client.expect("LPRT 4,4,127,0,0,1,2,4,1", "502")  # in the table, not served
+    await client.expect("LPSV", "502")
+    await client.expect("SITE FROB x", "500")
     await client.expect("NOOP", "200")
 
 
@@ -435,7 +436,7 @@ async def test_help(server, raw) -> None:
     for verb in ("USER", "RETR", "STOR", "MLSD", "EPSV"):
         assert verb in body
     assert "AUTH" not in body  # TLS not configured
-    assert "STAT" not in body  # not served
+    assert "LPSV" not in body  # known, not served
     reply = await client.expect("HELP RETR", "214")
     assert "RETR" in reply.text
     await client.expect("HELP BOGUS", "502")
@@ -448,8 +449,11 @@ async def test_feat_lists_exactly_the_implemented_extensions(server, raw) -> Non
     assert reply.lines[0] and reply.lines[-1]
     features = sorted(line.strip() for line in reply.lines[1:-1])
     assert features == [
+        "EPRT",
         "EPSV",
+        "HOST",
         "MDTM",
+        "MFMT",
         "MLST type*;size*;modify*;perm*;unique*;",
         "PASV",
         "REST STREAM",

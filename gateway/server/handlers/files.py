@@ -20,7 +20,11 @@ class FileCommands(HandlerBase):
         if not await self.can(connection, virtual, "writable"):
             return True
         if await connection.path_io.exists(real):
-            connection.response("550", "path already exists")
+            quirks = getattr(self, "device_quirks", None)
+            if quirks is not None and quirks.mkd_existing_ok and await connection.path_io.is_dir(real):
+                connection.response("257", f"{quote_path(str(virtual))} already exists")
+            else:
+                connection.response("550", "path already exists")
             return True
         await connection.path_io.mkdir(real, parents=True)
         connection.response("257", f"{quote_path(str(virtual))} created")

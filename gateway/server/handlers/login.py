@@ -7,14 +7,18 @@ import logging
 from typing import Any
 
 from gateway.server.conditions import ConnectionConditions
+from gateway.server.encodings import apply_user_encoding
 from gateway.server.handlers.base import HandlerBase
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager
+from gateway.users.database.errors import LoginRefused, UserSourceUnavailable
 
 __all__ = ("LoginCommands",)
 
 logger = logging.getLogger("gateway.server")
 
+#: The 421 reply when the user manager cannot reach its accounts (database down).
+UNAVAILABLE_TEXT = "service not available: accounts unreachable, try again later"
 #: How long QUIT waits for a running transfer to finish before closing anyway.
 QUIT_GRACE = 30.0
 
@@ -23,7 +27,13 @@ class LoginCommands(HandlerBase):
     async def user(self, connection: Any, rest: str) -> bool:
         if connection.user is not None:
             await self._forget_user(connection)
-        state, user, info = await self.user_manager.get_user(rest)  # type: ignore[attr-defined]
+        if self._banned(connection):
+            return False
+        try:
+            state, user, info = await self.user_manager.get_user(rest)  # type: ignore[attr-defined]
+        except UserSourceUnavailable:
+            connection.response("421", UNAVAILABLE_TEXT)
+            return False
         responses = AbstractUserManager.GetUserResponse
         if state == responses.OK:
             code = "230"
@@ -36,6 +46,7 @@ class LoginCommands(HandlerBase):
             connection.user = user
             connection.current_directory = user.home_path
             self._attach_user(connection, user)
+            apply_user_encoding(connection, user)
             if code == "230":
                 connection.logged = True
                 logger.info("session %s: logged in as %r", connection.id, user.login)
@@ -50,7 +61,26 @@ class LoginCommands(HandlerBase):
         if len(rest) > self.max_password_length:  # type: ignore[attr-defined]
             connection.response("501", "password too long")
             return True
-        if await self.user_manager.authenticate(connection.user, rest):  # type: ignore[attr-defined]
+        if self._banned(connection):
+            return False
+        # a manager may slow down guessing: it names a limiter keyed by client address
+        limiter = getattr(self.user_manager, "login_limiter", None)  # type: ignore[attr-defined]
+        if limiter is not None:
+            await limiter.wait_turn(connection.client_host)
+        try:
+            ok = await self.user_manager.authenticate(connection.user, rest)  # type: ignore[attr-defined]
+        except UserSourceUnavailable:
+            connection.response("421", UNAVAILABLE_TEXT)
+            return False
+        except LoginRefused as exc:
+            connection.response("530", str(exc))
+            return True
+        if limiter is not None:
+            if ok:
+                limiter.success(connection.client_host)
+            else:
+                await asyncio.sleep(limiter.failure(connection.client_host))
+        if ok:
             connection.logged = True
             logger.info("session %s: logged in as %r", connection.id, connection.user.login)
             connection.response("230", "normal login")
@@ -76,6 +106,15 @@ class LoginCommands(HandlerBase):
         return False
 
     # -- helpers -------------------------------------------------------------------------
+    def _banned(self, connection: Any) -> bool:
+        """Answer 421 (the session then ends) while the client's address is banned."""
+        limiter = getattr(self.user_manager, "login_limiter", None)  # type: ignore[attr-defined]
+        if limiter is None or not limiter.ban_remaining(connection.client_host):
+            return False
+        logger.info("session %s: address %s is banned", connection.id, connection.client_host)
+        connection.response("421", "too many failed logins; try again later")
+        return True
+
     def _attach_user(self, connection: Any, user: Any) -> None:
         """Per-user storage and throttles for the session."""
         connection.path_io = self.path_io_for_user(connection, user)  # type: ignore[attr-defined]

@@ -6,7 +6,9 @@ from typing import Any
 
 from gateway.protocol.commands import COMMANDS, feat_lines, help_lines
 from gateway.protocol.listing import DEFAULT_MLSX_FACTS
+from gateway.server.encodings import set_utf8
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.handlers.site import storage_supports
 
 __all__ = ("MiscCommands",)
 
@@ -24,7 +26,9 @@ class MiscCommands(HandlerBase):
         """Verbs this server really serves (what FEAT and HELP may advertise)."""
         enabled = set(self.commands_mapping)  # type: ignore[attr-defined]
         if self.tls_context is None:  # type: ignore[attr-defined]
-            enabled -= {"auth", "pbsz", "prot"}
+            enabled -= {"auth", "pbsz", "prot", "ccc"}
+        if not storage_supports(self.path_io_factory, "set_mtime"):  # type: ignore[attr-defined]
+            enabled.discard("mfmt")
         return enabled
 
     async def feat(self, connection: Any, rest: str) -> bool:
@@ -38,9 +42,11 @@ class MiscCommands(HandlerBase):
         value = value.strip().upper()
         if option == "UTF8" or option == "UTF-8":
             if value in ("", "ON"):
+                set_utf8(connection, True)
                 connection.response("200", "UTF8 mode on")
             elif value == "OFF":
-                connection.response("200", "UTF8 mode off")
+                encoding = set_utf8(connection, False)
+                connection.response("200", f"UTF8 mode off; names in {encoding}")
             else:
                 connection.response("501", "OPTS UTF8 takes ON or OFF")
         elif option == "MLST":
@@ -67,5 +73,9 @@ class MiscCommands(HandlerBase):
         return True
 
     async def allo(self, connection: Any, rest: str) -> bool:
-        connection.response("202", "no storage allocation necessary")
+        quirks = getattr(self, "device_quirks", None)
+        if quirks is not None and quirks.allo_ok:
+            connection.response("200", "ALLO command successful")
+        else:
+            connection.response("202", "no storage allocation necessary")
         return True

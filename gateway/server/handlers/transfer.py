@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from gateway.protocol.addresses import (
 )
 from gateway.protocol.ascii import FromNetwork, ToNetwork
 from gateway.protocol.types import parse_mode, parse_stru, parse_type
+from gateway.server.activemode import connect_active
 from gateway.server.datachannel import open_passive_listener, sendfile
 from gateway.server.handlers.base import HandlerBase
 
@@ -34,6 +36,8 @@ logger = logging.getLogger("gateway.server")
 DATA_BLOCK_SIZE = 262144
 #: How long a finished data connection may take to close before we stop waiting.
 DATA_CLOSE_TIMEOUT = 10.0
+#: Random names STOU tries before giving up (a clash needs 2**32 luck each time).
+STOU_ATTEMPTS = 8
 
 Body = Callable[[Any], Awaitable[None]]
 
@@ -107,6 +111,7 @@ class TransferCommands(HandlerBase):
         return True
 
     async def _prepare_passive(self, connection: Any) -> int | None:
+        connection.active_address = None  # passive replaces an earlier PORT/EPRT
         if connection.data_connection is not None:
             connection.data_connection.close()
             del connection.data_connection
@@ -174,18 +179,40 @@ class TransferCommands(HandlerBase):
     async def appe(self, connection: Any, rest: str) -> bool:
         return await self._store(connection, rest, append=True)
 
-    async def _store(self, connection: Any, rest: str, *, append: bool) -> bool:
+    async def stou(self, connection: Any, rest: str) -> bool:
+        """STOU: store under a name no file has yet; RFC 1123 4.1.2.9 reply
+        ``150 FILE: name`` tells the client which."""
+        base = rest.strip(" ") or "stou"
+        if base.endswith("/"):
+            base += "stou"
+        path_io = connection.path_io
+        candidate = base
+        for _ in range(STOU_ATTEMPTS):
+            real, _virtual = await self.resolve(connection, candidate)
+            if not await path_io.exists(real):
+                break
+            candidate = f"{base}.{secrets.token_hex(4)}"
+        else:
+            connection.response("450", "could not find a unique name")
+            return True
+        connection.restart_offset = 0  # REST makes no sense for a new file
+        return await self._store(connection, candidate, append=False, info=f"FILE: {candidate}")
+
+    async def _store(self, connection: Any, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
         path_io = connection.path_io
         if await path_io.is_dir(real):
             connection.response("550", "path is a directory")
             return True
-        if not await path_io.is_dir(real.parent):
-            connection.response("550", "no such directory")
-            return True
         if not await self.can(connection, virtual, "writable"):
             return True
+        if not await path_io.is_dir(real.parent):
+            quirks = getattr(self, "device_quirks", None)
+            if quirks is None or not quirks.stor_creates_parents or await path_io.exists(real.parent):
+                connection.response("550", "no such directory")
+                return True
+            await path_io.mkdir(real.parent, parents=True)
         exists = await path_io.exists(real)
         if append:
             mode = "ab" if exists else "wb"
@@ -234,7 +261,7 @@ class TransferCommands(HandlerBase):
                     if tail:
                         await write(tail)
 
-        return self.start_transfer(connection, body, "150", "data transfer started")
+        return self.start_transfer(connection, body, "150", info)
 
     async def abor(self, connection: Any, rest: str) -> bool:
         workers = list(connection.extra_workers)
@@ -249,8 +276,12 @@ class TransferCommands(HandlerBase):
     # -- the transfer machinery --------------------------------------------------------------
     def start_transfer(self, connection: Any, body: Body, code: str, info: str) -> bool:
         """Check a data channel is prepared, start ``body(stream)`` as a worker, reply 1xx."""
-        if connection.passive_server is None and connection.data_connection is None:
-            connection.response("503", "bad sequence of commands (use PASV or EPSV firstly)")
+        if (
+            connection.passive_server is None
+            and connection.data_connection is None
+            and connection.active_address is None
+        ):
+            connection.response("503", "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)")
             return True
         if connection.extra_workers:
             connection.response("425", "a transfer is already in progress")
@@ -284,6 +315,12 @@ class TransferCommands(HandlerBase):
 
     async def _wait_data_connection(self, connection: Any) -> Any:
         stream = connection.data_connection
+        active, connection.active_address = connection.active_address, None
+        if stream is None and active is not None:
+            if not await connect_active(connection, *active):
+                connection.response("425", "can't open data connection")
+                return None
+            stream = connection.data_connection
         if stream is None:
             timeout = connection.wait_future_timeout
             try:

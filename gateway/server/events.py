@@ -1,0 +1,92 @@
+"""What a server tells the outside world: sessions, logins, transfers.
+
+The server calls one :class:`ServerEvents` object (``Server.events``) at these points;
+logs, the transfer log and metrics are listeners, so the protocol code knows none of
+them.  Listener methods must be quick and must not raise: they run on the event loop
+inside the session.  :class:`EventFanout` passes each event to several listeners and
+keeps one listener's failure from reaching the others or the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ("EventFanout", "ServerEvents", "TransferRecord")
+
+logger = logging.getLogger("gateway.server")
+
+
+@dataclass
+class TransferRecord:
+    """One data transfer, filled in as it runs.
+
+    ``direction`` is "o" (outgoing: RETR, listings) or "i" (incoming: STOR, APPE,
+    STOU), as the xferlog format spells it; ``status`` is "complete", "aborted"
+    (ABOR, client gone) or "failed" (storage error).
+    """
+
+    command: str
+    direction: str
+    path: str
+    login: str | None
+    client_host: str
+    binary: bool = True
+    size: int = 0
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    status: str = "running"
+    backend: str = ""
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished if self.finished is not None else time.time()
+        return max(end - self.started, 0.0)
+
+    def finish(self, status: str) -> None:
+        self.finished = time.time()
+        self.status = status
+
+
+class ServerEvents:
+    """Does nothing; subclasses override what they listen to."""
+
+    def session_opened(self, session: Any) -> None:
+        """A control connection was accepted."""
+
+    def session_closed(self, session: Any) -> None:
+        """A control connection ended, for whatever reason."""
+
+    def login(self, session: Any, login: str | None, ok: bool) -> None:
+        """A login attempt ended: ``ok`` True when the session is now logged in."""
+
+    def transfer(self, session: Any, record: TransferRecord) -> None:
+        """A data transfer ended (``record.status`` says how)."""
+
+
+class EventFanout(ServerEvents):
+    """Every event to every listener, in order; a failing listener is logged and skipped."""
+
+    def __init__(self, *listeners: ServerEvents) -> None:
+        self.listeners = list(listeners)
+
+    def _each(self, name: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, name)(*args)
+            except Exception:
+                logger.exception("event listener %r failed on %s", listener, name)
+
+    def session_opened(self, session: Any) -> None:
+        self._each("session_opened", session)
+
+    def session_closed(self, session: Any) -> None:
+        self._each("session_closed", session)
+
+    def login(self, session: Any, login: str | None, ok: bool) -> None:
+        self._each("login", session, login, ok)
+
+    def transfer(self, session: Any, record: TransferRecord) -> None:
+        self._each("transfer", session, record)

@@ -1,0 +1,127 @@
+"""SITE subcommands (HELP, CHMOD, UTIME) and MFMT: metadata that storage may not have.
+
+Permission bits and modification times are optional storage capabilities
+(``chmod(path, mode)``, ``set_mtime(path, mtime)`` on the path I/O).  Where storage
+has them the commands work; where it has not (object stores) they get a clear
+502/504, or, with the ``site_noop`` device quirk, a 200 that changes nothing, for
+devices that stop when a SITE CHMOD fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.protocol.listing import format_mdtm, parse_mdtm
+from gateway.server.handlers.base import HandlerBase
+from gateway.server.quirks import DeviceQuirks
+
+__all__ = ("SiteCommands", "SITE_HELP", "storage_supports")
+
+SITE_HELP: tuple[str, ...] = (
+    "SITE HELP",
+    "SITE CHMOD <sp> octal-mode <sp> pathname",
+    "SITE UTIME <sp> YYYYMMDDHHMMSS <sp> pathname",
+    "SITE UTIME <sp> pathname <sp> atime <sp> mtime <sp> ctime <sp> UTC",
+)
+
+
+def storage_supports(factory: Any, capability: str) -> bool:
+    """Whether the path I/O a factory makes has an optional method (nurseries unwrapped)."""
+    seen = 0
+    while hasattr(factory, "factory") and seen < 8:  # PathIONursery, possibly nested
+        factory = factory.factory
+        seen += 1
+    return callable(getattr(factory, capability, None))
+
+
+class SiteCommands(HandlerBase):
+    def _quirks(self) -> DeviceQuirks:
+        return getattr(self, "device_quirks", None) or DeviceQuirks()
+
+    async def site(self, connection: Any, rest: str) -> bool:
+        sub, _, argument = rest.strip().partition(" ")
+        sub = sub.upper()
+        argument = argument.strip()
+        if sub == "HELP":
+            connection.response("214", ["SITE commands recognized:", *SITE_HELP, "help ok"], True)
+        elif sub == "CHMOD":
+            await self._site_chmod(connection, argument)
+        elif sub == "UTIME":
+            await self._site_utime(connection, argument)
+        else:
+            shown = "".join(c if c.isprintable() else "?" for c in sub)[:32]
+            connection.response("500", f"'SITE {shown}' not understood; try SITE HELP")
+        return True
+
+    async def _site_chmod(self, connection: Any, argument: str) -> None:
+        mode_text, _, path = argument.partition(" ")
+        if not path or not (0 < len(mode_text) <= 4 and all(c in "01234567" for c in mode_text)):
+            connection.response("501", "SITE CHMOD needs an octal mode and a path")
+            return
+        real, virtual = await self.resolve(connection, path)
+        if not await connection.path_io.exists(real):
+            connection.response("550", "path does not exists")
+            return
+        if not await self.can(connection, virtual, "writable"):
+            return
+        chmod = getattr(connection.path_io, "chmod", None)
+        if chmod is None:
+            if self._quirks().site_noop:
+                connection.response("200", "SITE CHMOD accepted (storage has no modes)")
+            else:
+                connection.response("504", "SITE CHMOD not supported by this storage")
+            return
+        await chmod(real, int(mode_text, 8))
+        connection.response("200", "SITE CHMOD command successful")
+
+    async def _site_utime(self, connection: Any, argument: str) -> None:
+        words = argument.split(" ")
+        try:
+            if len(words) >= 5 and words[-1].upper() == "UTC":
+                # SITE UTIME path atime mtime ctime UTC (the path may hold spaces)
+                mtime = parse_mdtm(words[-3])
+                path = " ".join(words[:-4])
+            else:
+                stamp, _, path = argument.partition(" ")
+                mtime = parse_mdtm(stamp)
+        except ValueError:
+            connection.response("501", "SITE UTIME needs YYYYMMDDHHMMSS and a path")
+            return
+        if not path:
+            connection.response("501", "SITE UTIME needs YYYYMMDDHHMMSS and a path")
+            return
+        if await self._set_mtime(connection, path, mtime, "SITE UTIME"):
+            connection.response("200", "SITE UTIME command successful")
+
+    async def mfmt(self, connection: Any, rest: str) -> bool:
+        """MFMT (draft-somers-ftp-mfxx): set a file's modification time, reply 213."""
+        stamp, _, path = rest.strip(" ").partition(" ")
+        try:
+            mtime = parse_mdtm(stamp)
+        except ValueError:
+            connection.response("501", "MFMT needs YYYYMMDDHHMMSS and a path")
+            return True
+        if not path:
+            connection.response("501", "MFMT needs YYYYMMDDHHMMSS and a path")
+            return True
+        if await self._set_mtime(connection, path, mtime, "MFMT"):
+            connection.response("213", f"Modify={format_mdtm(mtime)}; {path}")
+        return True
+
+    async def _set_mtime(self, connection: Any, path: str, mtime: float, what: str) -> bool:
+        real, virtual = await self.resolve(connection, path)
+        path_io = connection.path_io
+        if not await path_io.exists(real):
+            connection.response("550", "path does not exists")
+            return False
+        if not await self.can(connection, virtual, "writable"):
+            return False
+        set_mtime = getattr(path_io, "set_mtime", None)
+        if set_mtime is None:
+            if what == "SITE UTIME" and self._quirks().site_noop:
+                connection.response("200", "SITE UTIME accepted (storage keeps its own times)")
+            else:
+                connection.response("502" if what == "MFMT" else "504", f"{what} not supported by this storage")
+            return False
+        await set_mtime(real, mtime)
+        return True

@@ -1,0 +1,32 @@
+"""Why a login could not be decided, as exceptions the server maps to replies.
+
+They carry no SQLAlchemy types, so the login handler can import them without the
+database stack.
+"""
+
+from __future__ import annotations
+
+__all__ = ("UserSourceUnavailable", "LoginRefused", "SchemaMismatch", "AccountError")
+
+
+class UserSourceUnavailable(Exception):
+    """The place accounts come from cannot be reached right now (database down).
+
+    The server answers 421 and closes the session: the client retries later, and the
+    manager reconnects by itself once the database is back.
+    """
+
+
+class LoginRefused(Exception):
+    """The password was right but the login may not proceed (a connection limit).
+
+    ``str(exc)`` is the reply text; the server answers 530.
+    """
+
+
+class SchemaMismatch(RuntimeError):
+    """The database schema is not the revision this code was written for."""
+
+
+class AccountError(ValueError):
+    """An operator's request cannot be done: duplicate login, unknown user, bad value."""
