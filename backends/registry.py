@@ -29,6 +29,7 @@ from .memory import MemoryPathIO
 __all__ = (
     "BackendNotInstalled",
     "backend_for_root",
+    "options_for_root",
     "register_backend",
     "resolve_backend",
 )
@@ -100,6 +101,29 @@ def _file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
+def options_for_root(root: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The options one root gets: the shared keys plus its own section, if any.
+
+    A key containing ``://`` is a section for the roots it prefixes (a scheme such
+    as ``"fsspec+gcs://"`` or a root such as ``"s3://bucket/alice"``); the longest
+    matching one is merged over the shared keys.  So one server can give a bucket
+    and a Google Cloud project different credentials.  Without sections the options
+    pass through unchanged.
+    """
+    sections = [key for key in options if "://" in key]
+    if not sections:
+        return options
+    shared = {key: value for key, value in options.items() if "://" not in key}
+    matching = [
+        key for key in sections
+        if root == key or key.endswith("://") and root.startswith(key)
+        or root.startswith(key.rstrip("/") + "/")
+    ]
+    if matching:
+        shared.update(options[max(matching, key=len)])
+    return shared
+
+
 def backend_for_root(
     root: str | PurePath, options: Mapping[str, Any] | None = None
 ) -> tuple[Factory, PurePath]:
@@ -130,5 +154,5 @@ def backend_for_root(
             "from_root(url) -> (factory, real_root)"
         )
     if options is not None:
-        return from_root(root, options)
+        return from_root(root, options_for_root(root, options))
     return from_root(root)

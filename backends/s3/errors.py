@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,7 @@ from botocore.exceptions import (
 )
 
 __all__ = (
+    "REQUEST_ERRORS",
     "ObjectChanged",
     "UnsupportedWrite",
     "error_code",
@@ -162,4 +164,24 @@ def translated(where: Any) -> Iterator[None]:
     try:
         yield
     except CLIENT_ERRORS as exc:
-        raise translate(exc, str(where)) from exc
+        meaning = translate(exc, str(where))
+        REQUEST_ERRORS[_kind(meaning)] += 1
+        raise meaning from exc
+
+
+#: S3 requests that failed (after botocore's retries), by kind: "not_found",
+#: "denied", "unavailable", "timeout", "other".  Read by monitoring (the server's
+#: metrics endpoint); storage itself never looks at it.
+REQUEST_ERRORS: Counter[str] = Counter()
+
+
+def _kind(meaning: BaseException) -> str:
+    if isinstance(meaning, FileNotFoundError):
+        return "not_found"
+    if isinstance(meaning, PermissionError):
+        return "denied"
+    if isinstance(meaning, TimeoutError):
+        return "timeout"
+    if isinstance(meaning, ConnectionError):
+        return "unavailable"
+    return "other"

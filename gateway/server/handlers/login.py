@@ -43,13 +43,30 @@ class LoginCommands(HandlerBase):
             code = "530"
             user = None
         if user is not None:
+            try:
+                self._attach_user(connection, user)
+            except (ImportError, ValueError, OSError) as exc:
+                # a root naming a storage package that is not installed, or a bad root:
+                # the operator's problem, said plainly in the log, not the client's
+                logger.error("session %s: storage of %r cannot be opened: %s",
+                             connection.id, user.login, exc)
+                try:
+                    await self.user_manager.notify_logout(user)  # type: ignore[attr-defined]
+                except Exception:
+                    logger.exception("session %s: notify_logout failed", connection.id)
+                self.notify("login", connection, user.login, False)  # type: ignore[attr-defined]
+                connection.response("530", "login refused: this account's storage is not available")
+                return True
             connection.user = user
             connection.current_directory = user.home_path
-            self._attach_user(connection, user)
             apply_user_encoding(connection, user)
             if code == "230":
                 connection.logged = True
                 logger.info("session %s: logged in as %r", connection.id, user.login)
+                self.notify("login", connection, user.login, True)  # type: ignore[attr-defined]
+        elif code == "530":
+            logger.info("session %s: login refused for %r: %s", connection.id, rest, info)
+            self.notify("login", connection, rest, False)  # type: ignore[attr-defined]
         connection.response(code, info)
         return True
 
@@ -83,9 +100,11 @@ class LoginCommands(HandlerBase):
         if ok:
             connection.logged = True
             logger.info("session %s: logged in as %r", connection.id, connection.user.login)
+            self.notify("login", connection, connection.user.login, True)  # type: ignore[attr-defined]
             connection.response("230", "normal login")
         else:
             logger.info("session %s: failed login for %r", connection.id, connection.user.login)
+            self.notify("login", connection, connection.user.login, False)  # type: ignore[attr-defined]
             connection.response("530", "wrong password")
         return True
 

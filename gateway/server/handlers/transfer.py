@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from gateway.protocol.ascii import FromNetwork, ToNetwork
 from gateway.protocol.types import parse_mode, parse_stru, parse_type
 from gateway.server.activemode import connect_active
 from gateway.server.datachannel import open_passive_listener, sendfile
+from gateway.server.events import TransferRecord
 from gateway.server.handlers.base import HandlerBase
 
 __all__ = ("TransferCommands", "DATA_BLOCK_SIZE")
@@ -147,6 +149,7 @@ class TransferCommands(HandlerBase):
         if not await self.can(connection, virtual, "readable"):
             return True
         ascii_mode = connection.transfer_type == "A"
+        record = self.transfer_record(connection, "RETR", virtual)
 
         async def body(stream: Any) -> None:
             async with path_io.open(real, "rb") as file:
@@ -161,7 +164,7 @@ class TransferCommands(HandlerBase):
                     and stream.writer.get_extra_info("socket") is not None
                 ):
                     await stream.writer.drain()
-                    await sendfile(stream.writer, raw, offset, self.socket_timeout)  # type: ignore[attr-defined]
+                    record.size += await sendfile(stream.writer, raw, offset, self.socket_timeout)  # type: ignore[attr-defined]
                     return
                 convert = ToNetwork() if ascii_mode else None
                 block = _block_size(self, stream)
@@ -169,9 +172,11 @@ class TransferCommands(HandlerBase):
                     data = await file.read(block)
                     if not data:
                         break
-                    await stream.write(convert.feed(data) if convert else data)
+                    out = convert.feed(data) if convert else data
+                    await stream.write(out)
+                    record.size += len(out)
 
-        return self.start_transfer(connection, body, "150", "data transfer started")
+        return self.start_transfer(connection, body, "150", "data transfer started", record)
 
     async def stor(self, connection: Any, rest: str) -> bool:
         return await self._store(connection, rest, append=False)
@@ -228,6 +233,7 @@ class TransferCommands(HandlerBase):
         else:
             mode = "wb"
         ascii_mode = connection.transfer_type == "A"
+        record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
 
         async def body(stream: Any) -> None:
             async with path_io.open(real, mode) as file:
@@ -247,6 +253,7 @@ class TransferCommands(HandlerBase):
                                 view = await read_view()
                         if view is None:
                             break
+                        record.size += len(view)
                         await write(view)
                     return
                 read = stream.read
@@ -255,13 +262,14 @@ class TransferCommands(HandlerBase):
                     data = await read(block)
                     if not data:
                         break
+                    record.size += len(data)
                     await write(convert.feed(data) if convert else data)
                 if convert:
                     tail = convert.flush()
                     if tail:
                         await write(tail)
 
-        return self.start_transfer(connection, body, "150", info)
+        return self.start_transfer(connection, body, "150", info, record)
 
     async def abor(self, connection: Any, rest: str) -> bool:
         workers = list(connection.extra_workers)
@@ -274,7 +282,22 @@ class TransferCommands(HandlerBase):
         return True
 
     # -- the transfer machinery --------------------------------------------------------------
-    def start_transfer(self, connection: Any, body: Body, code: str, info: str) -> bool:
+    def transfer_record(self, connection: Any, command: str, virtual: Any) -> TransferRecord:
+        """What the transfer log and metrics learn about this transfer when it ends."""
+        user = connection.user
+        return TransferRecord(
+            command=command,
+            direction="o" if command == "RETR" else "i",
+            path=str(virtual),
+            login=getattr(user, "login", None),
+            client_host=connection.client_host,
+            binary=connection.transfer_type != "A",
+            backend=type(connection.path_io).__name__,
+        )
+
+    def start_transfer(
+        self, connection: Any, body: Body, code: str, info: str, record: TransferRecord | None = None
+    ) -> bool:
         """Check a data channel is prepared, start ``body(stream)`` as a worker, reply 1xx."""
         if (
             connection.passive_server is None
@@ -286,15 +309,38 @@ class TransferCommands(HandlerBase):
         if connection.extra_workers:
             connection.response("425", "a transfer is already in progress")
             return True
-        task = connection.loop.create_task(self._run_transfer(connection, body))
+        task = connection.loop.create_task(self._run_transfer(connection, body, record))
         connection.extra_workers.add(task)
         connection.response(code, info)
         return True
 
-    async def _run_transfer(self, connection: Any, body: Body) -> None:
+    async def _run_transfer(self, connection: Any, body: Body, record: TransferRecord | None = None) -> None:
+        if record is None:
+            await self._run_transfer_body(connection, body)
+            return
+        record.started = time.time()
+        status = "failed"
+        try:
+            await self._run_transfer_body(connection, body, record)
+            status = record.status if record.status != "running" else "complete"
+        except asyncio.CancelledError:
+            status = "aborted"
+            raise
+        except (ConnectionError, TimeoutError):
+            status = "aborted"
+            raise
+        finally:
+            record.finish(status)
+            self.notify("transfer", connection, record)  # type: ignore[attr-defined]
+
+    async def _run_transfer_body(
+        self, connection: Any, body: Body, record: TransferRecord | None = None
+    ) -> None:
         try:
             stream = await self._wait_data_connection(connection)
             if stream is None:
+                if record is not None:
+                    record.status = "failed"  # no data connection: nothing moved
                 return
             try:
                 await body(stream)
@@ -310,6 +356,8 @@ class TransferCommands(HandlerBase):
         except asyncio.CancelledError:
             if connection.closing:
                 raise
+            if record is not None:
+                record.status = "aborted"
             connection.response("426", "transfer aborted")
             connection.response("226", "abort successful")
 
