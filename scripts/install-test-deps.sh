@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the external FTP clients the interop tests drive (lftp, curl, wget).
+# Install the external FTP clients the interop tests drive (lftp, curl, wget) and
+# PostgreSQL for the accounts tests.
 # Idempotent and quiet: installs only what is missing. Run as root (Debian/Ubuntu).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -8,6 +9,8 @@ missing=()
 for tool in lftp curl wget; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# PostgreSQL for tests/users_db (the tests start the cluster and create their role)
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,5 +24,6 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
     exit 1
 fi
 for tool in "${missing[@]}"; do
+    [ "$tool" = postgresql ] && tool=pg_ctlcluster
     command -v "$tool" >/dev/null 2>&1 || { echo "install-test-deps: $tool still missing" >&2; exit 1; }
 done

@@ -1,0 +1,56 @@
+"""The ``gateway`` command: one click group, subcommands loaded when used.
+
+Subcommands are listed in ``SUBCOMMANDS`` as ``"module:attribute"`` and imported only
+when invoked (or for ``--help``), so ``gateway users`` does not load the server and
+``gateway serve`` does not load SQLAlchemy unless it needs it.  Adding a command is
+one line there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import click
+
+__all__ = ("main", "SUBCOMMANDS")
+
+#: name -> "module:attribute" of a click command or group
+SUBCOMMANDS: dict[str, str] = {
+    "users": "gateway.cli.users:users",
+    "db": "gateway.cli.db:db",
+    "serve": "gateway.cli.serve:serve",
+    "hash-password": "gateway.cli.serve:hash_password",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(name for name in SUBCOMMANDS if self._available(name))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in SUBCOMMANDS:
+            return command
+        if not self._available(cmd_name):
+            return None
+        module_name, _, attribute = SUBCOMMANDS[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module_name = SUBCOMMANDS[name].partition(":")[0]
+        return importlib.util.find_spec(module_name) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gateway", prog_name="gateway")
+def main(**_: Any) -> None:
+    """gateway: an FTP server in front of local disk, memory, S3 and fsspec storage."""

@@ -1,0 +1,343 @@
+"""``gateway users``: accounts, their rights by path and their limits.
+
+Passwords come from a hidden prompt or from stdin (``--password-stdin``), never from
+an argument, where they would land in shell history and the process list.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from gateway.cli._common import database_url_option, run_with_engine
+
+__all__ = ("users",)
+
+_RIGHTS = {"r": (True, False), "w": (False, True), "rw": (True, True), "none": (False, False)}
+
+_LIMIT_OPTIONS = (
+    ("maximum_connections", "--max-connections", "Sessions at once, on all nodes together."),
+    # aioftp's naming: the server "reads" uploads and "writes" downloads
+    ("read_speed_limit", "--read-limit",
+     "Bytes/s the server reads from the user (uploads), all sessions together; k/m/g suffixes."),
+    ("write_speed_limit", "--write-limit",
+     "Bytes/s the server writes to the user (downloads), all sessions together."),
+    ("read_speed_limit_per_connection", "--read-limit-per-connection",
+     "Bytes/s per session, uploads."),
+    ("write_speed_limit_per_connection", "--write-limit-per-connection",
+     "Bytes/s per session, downloads."),
+)
+
+
+def _limit_options(func: Any) -> Any:
+    for name, flag, help_text in reversed(_LIMIT_OPTIONS):
+        func = click.option(flag, name, metavar="N|none", default=None, help=help_text)(func)
+    return func
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.ClickException("empty password refused (use --no-password for none)")
+    if len(password) > 1024:
+        raise click.ClickException("password longer than 1024 characters refused")
+    return password
+
+
+def _hash(password: str) -> str:
+    from gateway.users.database.hashing import PasswordHashing
+
+    try:
+        return PasswordHashing().hash(password)
+    except ValueError as exc:  # a bad GATEWAY_ARGON2_* value
+        raise click.ClickException(str(exc)) from None
+
+
+def _rights(readable: bool, writable: bool) -> str:
+    return ("r" if readable else "-") + ("w" if writable else "-")
+
+
+def _stamp(value: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
+
+
+@click.group()
+def users() -> None:
+    """Manage the accounts in the database."""
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.option("--root", "storage_root", required=True, metavar="PATH|URL",
+              help="Where the user's files live: an absolute path or a URL (s3://bucket/prefix).")
+@click.option("--home", "home_path", default="/", show_default=True, metavar="PATH",
+              help="Virtual directory a session starts in.")
+@click.option("--read-only", is_flag=True, help="Grant read only on / (default read/write).")
+@click.option("--disabled", is_flag=True, help="Create the account disabled.")
+@click.option("--no-password", is_flag=True,
+              help="An account that logs in without a password (for anonymous access).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_limit_options
+def add(
+    database_url: str | None,
+    login: str,
+    storage_root: str,
+    home_path: str,
+    read_only: bool,
+    disabled: bool,
+    no_password: bool,
+    password_stdin: bool,
+    **limits: str | None,
+) -> None:
+    """Create the account LOGIN (asks for its password)."""
+    from gateway.users.database import admin
+
+    if no_password and password_stdin:
+        raise click.UsageError("--no-password and --password-stdin exclude each other")
+    # check before asking for a password the operator would then type for nothing
+    try:
+        admin.validate_login(login)
+        admin.validate_root(storage_root)
+        admin.validate_virtual_path(home_path)
+        parsed = {name: admin.parse_limit(name, value) for name, value in limits.items()}
+    except admin.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    password_hash = None if no_password else _hash(_read_password(password_stdin))
+
+    async def work(engine: Any) -> None:
+        await admin.add_user(
+            engine,
+            login,
+            password_hash=password_hash,
+            storage_root=storage_root,
+            home_path=home_path,
+            enabled=not disabled,
+            permissions_=[("/", True, not read_only)],
+            limits=parsed,
+        )
+
+    run_with_engine(database_url, work)
+    click.echo(f"user {login!r} added")
+
+
+@users.command(name="list")
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(database_url: str | None, as_json: bool) -> None:
+    """List the accounts."""
+    from gateway.users.database import admin
+
+    accounts = run_with_engine(database_url, admin.list_accounts)
+    if as_json:
+        click.echo(json.dumps([_as_dict(a) for a in accounts], indent=2))
+        return
+    if not accounts:
+        click.echo("no users")
+        return
+    rows = [("LOGIN", "ENABLED", "PASSWORD", "MAX CONN", "SESSIONS", "ROOT")]
+    for a in accounts:
+        maximum = a.limits["maximum_connections"]
+        rows.append((
+            a.login,
+            "yes" if a.enabled else "no",
+            "yes" if a.has_password else "none",
+            "-" if maximum is None else str(maximum),
+            str(a.sessions),
+            a.storage_root,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(database_url: str | None, login: str, as_json: bool) -> None:
+    """Show one account: settings, limits, rules by path, live sessions."""
+    from gateway.users.database import admin
+
+    async def work(engine: Any) -> admin.AccountInfo:
+        return await admin.get_account(engine, login)
+
+    account = run_with_engine(database_url, work)
+    if as_json:
+        click.echo(json.dumps(_as_dict(account), indent=2))
+        return
+    click.echo(f"login:     {account.login}")
+    click.echo(f"enabled:   {'yes' if account.enabled else 'no'}")
+    click.echo(f"password:  {'set' if account.has_password else 'none (logs in without)'}")
+    click.echo(f"root:      {account.storage_root}")
+    click.echo(f"home:      {account.home_path}")
+    for name, value in account.limits.items():
+        click.echo(f"{name.replace('_', ' ')}: {'none' if value is None else value}")
+    click.echo(f"sessions:  {account.sessions}")
+    click.echo(f"created:   {_stamp(account.created_at)}   updated: {_stamp(account.updated_at)}")
+    click.echo("permissions (nearest parent wins):")
+    if not account.permissions:
+        click.echo("  (none: no access)")
+    for path, readable, writable in account.permissions:
+        click.echo(f"  {_rights(readable, writable)}  {path}")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@click.option("--no-password", is_flag=True, help="Remove the password (login without one).")
+def passwd(database_url: str | None, login: str, password_stdin: bool, no_password: bool) -> None:
+    """Set the password of LOGIN."""
+    from gateway.users.database import admin
+
+    if no_password and password_stdin:
+        raise click.UsageError("--no-password and --password-stdin exclude each other")
+
+    async def exists(engine: Any) -> None:
+        await admin.get_account(engine, login)
+
+    run_with_engine(database_url, exists)  # an unknown user fails before the prompt
+    password_hash = None if no_password else _hash(_read_password(password_stdin))
+
+    async def work(engine: Any) -> None:
+        await admin.set_password_hash(engine, login, password_hash)
+
+    run_with_engine(database_url, work)
+    click.echo(f"password of {login!r} changed")
+
+
+def _toggle(enabled: bool) -> Any:
+    @database_url_option
+    @click.argument("login")
+    def command(database_url: str | None, login: str) -> None:
+        from gateway.users.database import admin
+
+        async def work(engine: Any) -> None:
+            await admin.set_enabled(engine, login, enabled)
+
+        run_with_engine(database_url, work)
+        click.echo(f"user {login!r} {'enabled' if enabled else 'disabled'}")
+
+    return command
+
+
+users.command(name="enable", help="Allow LOGIN to log in again.")(_toggle(True))
+users.command(name="disable", help="Refuse new logins of LOGIN (sessions already open go on).")(
+    _toggle(False)
+)
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(database_url: str | None, login: str, yes: bool) -> None:
+    """Delete the account LOGIN with its rules."""
+    from gateway.users.database import admin
+
+    if not yes:
+        click.confirm(f"delete user {login!r}?", abort=True)
+
+    async def work(engine: Any) -> None:
+        await admin.delete_user(engine, login)
+
+    run_with_engine(database_url, work)
+    click.echo(f"user {login!r} deleted")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.argument("path")
+@click.argument("rights", type=click.Choice(sorted(_RIGHTS)))
+def grant(database_url: str | None, login: str, path: str, rights: str) -> None:
+    """Set LOGIN's RIGHTS on the virtual PATH and below: r, w, rw or none.
+
+    The rule of the nearest parent applies to a path, so "grant alice / r" and
+    "grant alice /incoming rw" make everything readable and /incoming writable.
+    """
+    from gateway.users.database import admin
+
+    readable, writable = _RIGHTS[rights]
+
+    async def work(engine: Any) -> None:
+        await admin.grant(engine, login, path, readable=readable, writable=writable)
+
+    run_with_engine(database_url, work)
+    click.echo(f"{login!r}: {rights} on {path}")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.argument("path")
+def revoke(database_url: str | None, login: str, path: str) -> None:
+    """Remove LOGIN's rule on PATH (the nearest parent rule then applies there)."""
+    from gateway.users.database import admin
+
+    async def work(engine: Any) -> None:
+        await admin.revoke(engine, login, path)
+
+    run_with_engine(database_url, work)
+    click.echo(f"{login!r}: rule on {path} removed")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@_limit_options
+def limits(database_url: str | None, login: str, **changes: str | None) -> None:
+    """Show or change LOGIN's connection limit and speed limits ("none" removes one)."""
+    from gateway.users.database import admin
+
+    given = {name: value for name, value in changes.items() if value is not None}
+
+    async def work(engine: Any) -> admin.AccountInfo:
+        if given:
+            await admin.set_limits(engine, login, given)
+        return await admin.get_account(engine, login)
+
+    account = run_with_engine(database_url, work)
+    for name, value in account.limits.items():
+        click.echo(f"{name.replace('_', ' ')}: {'none' if value is None else value}")
+
+
+@users.command(name="set")
+@database_url_option
+@click.argument("login")
+@click.option("--root", "storage_root", default=None, metavar="PATH|URL", help="New storage root.")
+@click.option("--home", "home_path", default=None, metavar="PATH", help="New home directory.")
+def set_(database_url: str | None, login: str, storage_root: str | None, home_path: str | None) -> None:
+    """Change where LOGIN's files live or where its sessions start."""
+    from gateway.users.database import admin
+
+    async def work(engine: Any) -> None:
+        await admin.set_home(engine, login, home_path=home_path, storage_root=storage_root)
+
+    run_with_engine(database_url, work)
+    click.echo(f"user {login!r} updated")
+
+
+def _as_dict(account: Any) -> dict[str, Any]:
+    return {
+        "login": account.login,
+        "enabled": account.enabled,
+        "has_password": account.has_password,
+        "storage_root": account.storage_root,
+        "home_path": account.home_path,
+        "limits": account.limits,
+        "permissions": [
+            {"path": p, "readable": r, "writable": w} for p, r, w in account.permissions
+        ],
+        "sessions": account.sessions,
+    }

@@ -1,0 +1,111 @@
+"""What a database account looks like to the server: a ``User`` plus its row identity.
+
+The server keys per-user state (the shared throttle) by the user object, and
+``notify_logout`` gets the object back when a session ends.  Each session therefore
+gets its own copy, so a logout releases exactly that session's connection slot, while
+copies of one account version compare and hash equal, so they share one throttle.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from gateway.users.model import Permission, User
+
+__all__ = ("DatabaseUser", "Account", "account_from_rows")
+
+
+class DatabaseUser(User):
+    """A ``User`` loaded from the database (one copy per session)."""
+
+    account_id: int | None = None
+    #: everything the server uses of the row; equal signatures mean equal behaviour
+    signature: tuple[Any, ...] = ()
+    #: the ``sessions`` row holding this session's slot, or a local marker
+    slot: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatabaseUser):
+            return NotImplemented
+        return (self.account_id, self.signature) == (other.account_id, other.signature)
+
+    def __hash__(self) -> int:
+        return hash((self.account_id, self.signature))
+
+    def for_session(self) -> DatabaseUser:
+        clone = copy.copy(self)
+        clone.slot = None
+        return clone
+
+
+@dataclass
+class Account:
+    """A cached account: the prototype user and what only the manager may see."""
+
+    user: DatabaseUser
+    password_hash: str | None
+    enabled: bool
+
+    @property
+    def id(self) -> int:
+        assert self.user.account_id is not None
+        return self.user.account_id
+
+
+def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | None) -> Account:
+    """Build (or reuse, when nothing changed) the account for a users row and its rules.
+
+    Reusing the previous prototype keeps the server's per-user throttle state across
+    cache refreshes of an unchanged account.
+    """
+    rules = tuple(sorted((p.path, bool(p.readable), bool(p.writable)) for p in permission_rows))
+    signature = (
+        row.login,
+        row.home_path,
+        row.storage_root,
+        row.maximum_connections,
+        row.read_speed_limit,
+        row.write_speed_limit,
+        row.read_speed_limit_per_connection,
+        row.write_speed_limit_per_connection,
+        rules,
+    )
+    if (
+        previous is not None
+        and previous.user.account_id == row.id
+        and previous.user.signature == signature
+    ):
+        previous.password_hash = row.password_hash
+        previous.enabled = bool(row.enabled)
+        return previous
+    user = DatabaseUser(
+        row.login,
+        None,
+        base_path=row.storage_root,
+        home_path=PurePosixPath(row.home_path),
+        permissions=_permissions(rules),
+        maximum_connections=row.maximum_connections,
+        read_speed_limit=row.read_speed_limit,
+        write_speed_limit=row.write_speed_limit,
+        read_speed_limit_per_connection=row.read_speed_limit_per_connection,
+        write_speed_limit_per_connection=row.write_speed_limit_per_connection,
+    )
+    user.account_id = row.id
+    user.signature = signature
+    return Account(user=user, password_hash=row.password_hash, enabled=bool(row.enabled))
+
+
+def _permissions(rules: tuple[tuple[str, bool, bool], ...]) -> list[Permission]:
+    """The rules as permissions, denying what no rule covers.
+
+    ``User.get_permissions`` grants read/write where no rule applies (aioftp's
+    default, kept for in-memory users); an account in the database gets only what an
+    operator granted, so a missing ``/`` rule means "nothing here".
+    """
+    permissions = [Permission(path, readable=r, writable=w) for path, r, w in rules]
+    if not any(path == "/" for path, _, _ in rules):
+        permissions.append(Permission("/", readable=False, writable=False))
+    return permissions
