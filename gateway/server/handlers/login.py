@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from gateway.server.conditions import ConnectionConditions
@@ -29,6 +30,7 @@ class LoginCommands(HandlerBase):
             await self._forget_user(connection)
         if self._banned(connection):
             return False
+        connection.login_name = rest  # what the client asked for, for logs and events
         try:
             state, user, info = await self.user_manager.get_user(rest)  # type: ignore[attr-defined]
         except UserSourceUnavailable:
@@ -59,6 +61,7 @@ class LoginCommands(HandlerBase):
                 return True
             connection.user = user
             connection.current_directory = user.home_path
+            await self._ensure_local_root(connection, user)
             apply_user_encoding(connection, user)
             if code == "230":
                 connection.logged = True
@@ -103,8 +106,9 @@ class LoginCommands(HandlerBase):
             self.notify("login", connection, connection.user.login, True)  # type: ignore[attr-defined]
             connection.response("230", "normal login")
         else:
-            logger.info("session %s: failed login for %r", connection.id, connection.user.login)
-            self.notify("login", connection, connection.user.login, False)  # type: ignore[attr-defined]
+            name = getattr(connection, "login_name", None) or connection.user.login
+            logger.info("session %s: failed login for %r", connection.id, name)
+            self.notify("login", connection, name, False)  # type: ignore[attr-defined]
             connection.response("530", "wrong password")
         return True
 
@@ -133,6 +137,19 @@ class LoginCommands(HandlerBase):
         logger.info("session %s: address %s is banned", connection.id, connection.client_host)
         connection.response("421", "too many failed logins; try again later")
         return True
+
+    async def _ensure_local_root(self, connection: Any, user: Any) -> None:
+        """A local-disk root that does not exist yet is created at first login, so an
+        account added with ``gateway users add --root /srv/ftp/alice`` just works."""
+        if not isinstance(user.base_path, Path) or connection.user_root_override is not None:
+            return
+        root = connection.user_root
+        try:
+            if not await connection.path_io.exists(root):
+                await connection.path_io.mkdir(root, parents=True)
+                logger.info("session %s: created root %s for %r", connection.id, root, user.login)
+        except Exception as exc:  # the login goes on; commands will report the problem
+            logger.warning("session %s: cannot create root %s: %s", connection.id, root, exc)
 
     def _attach_user(self, connection: Any, user: Any) -> None:
         """Per-user storage and throttles for the session."""

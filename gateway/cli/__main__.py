@@ -1,0 +1,5 @@
+"""``python -m gateway.cli``: the ``gateway`` command without the console script."""
+
+from gateway.cli import main
+
+main()

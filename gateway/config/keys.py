@@ -1,0 +1,157 @@
+"""Every configuration key: its table, how its value is read, and what it means.
+
+One table drives parsing, the ``GATEWAY_*`` environment names and the reference in
+the README, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.config import values as v
+
+__all__ = ("ARRAYS", "ENV_ALIASES", "Key", "TABLES", "env_name")
+
+
+@dataclass(frozen=True)
+class Key:
+    convert: Callable[[Any], Any]
+    help: str
+    default: str = ""
+
+
+def _path(value: Any) -> Path:
+    return Path(v.to_str(value)).expanduser()
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of names, or one comma-separated string (as environment variables give)."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise v.ValueProblem(f"expected a list of names (or \"a,b\"), got {value!r}")
+
+
+def _limit(value: Any) -> int | None:
+    return v.to_size(value, allow_off=True)
+
+
+def _timeout(value: Any) -> float | None:
+    return v.to_duration(value, allow_off=True)
+
+
+def _positive_int(value: Any) -> int:
+    return v.to_int(value, minimum=1)
+
+
+def _optional_count(value: Any) -> int | None:
+    return None if value in (0, "0", "off") else v.to_int(value, minimum=1)
+
+
+def _metrics_listen(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+        return None
+    return v.to_host_port(value)
+
+
+def _level(value: Any) -> str:
+    return v.to_choice(value, ("debug", "info", "warning", "error"))
+
+
+TABLES: dict[tuple[str, ...], dict[str, Key]] = {
+    ("server",): {
+        "shutdown_grace": Key(lambda x: v.to_duration(x), "seconds running transfers get to finish on SIGTERM/SIGINT before sessions are closed with 421", "30"),
+        "welcome_message": Key(v.to_str, "the 220 greeting", "\"gateway FTP server ready\""),
+        "device_quirks": Key(_names, "legacy device replies to turn on: allo_ok, mkd_existing_ok, site_noop, stor_creates_parents, or all", "[]"),
+        "allow_fxp": Key(_names, "logins allowed PORT/EPRT to other hosts (site-to-site); \"*\" for all", "[]"),
+    },
+    ("tls",): {
+        "cert": Key(_path, "certificate chain (PEM) for FTPS", "none"),
+        "key": Key(_path, "private key (PEM); omit when it is in the certificate file", "none"),
+        "require": Key(v.to_bool, "refuse login and clear data connections without TLS (explicit listeners)", "false"),
+        "require_session_reuse": Key(v.to_bool, "data connections must resume the control connection's TLS session", "false"),
+        "min_version": Key(lambda x: v.to_choice(str(x), ("1.2", "1.3")), "oldest TLS version accepted", "\"1.2\""),
+    },
+    ("passive",): {
+        "ports": Key(v.to_port_range, "passive data port range, e.g. \"30000-30100\"", "any free port"),
+        "address": Key(v.to_ipv4, "IPv4 address announced in PASV replies (NAT, containers)", "the control connection's"),
+    },
+    ("users",): {
+        "source": Key(lambda x: v.to_choice(x, ("database", "static")), "where accounts come from: the database, or the [[users.static]] entries", "database, or static when [[users.static]] entries exist"),
+    },
+    ("users", "database"): {
+        "url": Key(v.to_str, "SQLAlchemy URL of the accounts database (postgresql://..., sqlite:///file)", "sqlite:///gateway.sqlite3"),
+        "cache_ttl": Key(lambda x: v.to_duration(x), "seconds an account lookup is reused; CLI changes reach new logins within it", "5"),
+        "query_timeout": Key(lambda x: v.to_duration(x), "seconds a database query may take before the login gets 421", "5"),
+        "failure_delay": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "delay after a failed login from an address, doubled per failure", "0.25"),
+        "failure_delay_max": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "longest delay after failed logins", "8"),
+        "ban_after": Key(lambda x: v.to_int(x, minimum=0), "failed logins after which an address is refused (0: never)", "10"),
+        "ban_duration": Key(lambda x: v.to_duration(x), "seconds a banned address is refused", "600"),
+    },
+    ("storage",): {
+        "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),
+    },
+    ("limits",): {
+        "max_connections": Key(_optional_count, "control connections at once, server-wide", "unlimited"),
+        "read_speed_limit": Key(_limit, "server-wide download limit, bytes/s (\"10MiB\")", "unlimited"),
+        "write_speed_limit": Key(_limit, "server-wide upload limit, bytes/s", "unlimited"),
+        "read_speed_limit_per_connection": Key(_limit, "download limit per connection, bytes/s", "unlimited"),
+        "write_speed_limit_per_connection": Key(_limit, "upload limit per connection, bytes/s", "unlimited"),
+        "login_timeout": Key(_timeout, "seconds to log in after connecting", "60"),
+        "idle_timeout": Key(_timeout, "seconds without a command before the session is closed", "900"),
+        "socket_timeout": Key(_timeout, "seconds a data connection may stall", "none"),
+        "storage_timeout": Key(_timeout, "seconds one storage operation may take", "none"),
+        "max_line_length": Key(lambda x: v.to_int(x, minimum=64, maximum=1 << 20), "longest command line accepted, bytes", "4096"),
+    },
+    ("logging",): {
+        "level": Key(_level, "debug (every command), info (sessions, logins, transfers), warning, error", "\"info\""),
+        "format": Key(lambda x: v.to_choice(x, ("text", "json")), "text, or json (one object per line)", "\"text\""),
+        "file": Key(_path, "log file", "standard error"),
+        "xferlog": Key(_path, "transfer log in the xferlog format", "none"),
+    },
+    ("metrics",): {
+        "listen": Key(_metrics_listen, "HOST:PORT of the Prometheus endpoint (/metrics)", "off"),
+    },
+}
+
+#: Arrays of tables and the keys each entry takes.
+ARRAYS: dict[tuple[str, ...], dict[str, Key]] = {
+    ("listeners",): {
+        "host": Key(v.to_host, "address to listen on", "\"127.0.0.1\""),
+        "port": Key(v.to_port, "port to listen on (0: any free port)", "2121"),
+        "tls": Key(lambda x: v.to_choice(x, ("auto", "none", "explicit", "implicit")), "auto (AUTH TLS when [tls] has a certificate), none, explicit or implicit", "\"auto\""),
+        "require_tls": Key(v.to_bool, "refuse login without TLS on this listener", "[tls] require"),
+    },
+    ("users", "static"): {
+        "login": Key(v.to_str, "user name (\"anonymous\" for anonymous FTP)", "required"),
+        "password_hash": Key(v.to_str, "argon2id hash from `gateway hash-password`", "required unless anonymous"),
+        "root": Key(v.to_str, "the user's files: a path or URL (s3://bucket/prefix, memory://, ...)", "<storage.root>/<login>"),
+        "home": Key(v.to_str, "directory a session starts in (virtual, absolute)", "\"/\""),
+        "permissions": Key(lambda x: x, "list of {path, readable, writable} or \"PATH:r\" / \"PATH:rw\" strings", "read-write on / (read-only for anonymous)"),
+        "max_connections": Key(_optional_count, "sessions of this user at once", "unlimited"),
+        "read_speed_limit": Key(_limit, "download limit for all the user's sessions, bytes/s", "unlimited"),
+        "write_speed_limit": Key(_limit, "upload limit for all the user's sessions, bytes/s", "unlimited"),
+        "read_speed_limit_per_connection": Key(_limit, "download limit per session, bytes/s", "unlimited"),
+        "write_speed_limit_per_connection": Key(_limit, "upload limit per session, bytes/s", "unlimited"),
+    },
+}
+
+#: Tables whose content is passed through unchecked (checked by the backend at start).
+FREE_TABLES: frozenset[tuple[str, ...]] = frozenset({("storage", "options")})
+
+#: Short environment names for the settings changed most often.
+ENV_ALIASES: dict[str, tuple[str | int, ...]] = {
+    "GATEWAY_HOST": ("listeners", 0, "host"),
+    "GATEWAY_PORT": ("listeners", 0, "port"),
+    "GATEWAY_ROOT": ("storage", "root"),
+    "GATEWAY_DATABASE_URL": ("users", "database", "url"),
+}
+
+
+def env_name(table: tuple[str, ...], key: str) -> str:
+    """``GATEWAY_LIMITS_IDLE_TIMEOUT`` for ``[limits] idle_timeout``."""
+    return "GATEWAY_" + "_".join((*table, key)).upper()

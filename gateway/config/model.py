@@ -1,0 +1,167 @@
+"""The validated settings of ``gateway serve``: plain frozen dataclasses.
+
+Everything here is already checked; building servers from it cannot fail on a
+value's shape, only on the outside world (a port in use, a database down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = (
+    "DatabaseUsers",
+    "ListenerSettings",
+    "LoggingSettings",
+    "LimitSettings",
+    "MetricsSettings",
+    "PassiveSettings",
+    "PermissionSettings",
+    "Settings",
+    "StaticUser",
+    "StorageSettings",
+    "TlsSettings",
+    "UsersSettings",
+)
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """One listening socket.
+
+    ``tls``: "auto" (AUTH TLS offered when a certificate is configured), "none",
+    "explicit" (AUTH TLS) or "implicit" (TLS from the first byte, usually port 990).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 2121
+    tls: str = "auto"
+    #: None: the [tls] section's ``require`` decides
+    require_tls: bool | None = None
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert: Path | None = None
+    key: Path | None = None
+    #: refuse login and data transfers without TLS on listeners with explicit TLS
+    require: bool = False
+    #: the data connection must resume the control connection's TLS session
+    require_session_reuse: bool = False
+    min_version: str = "1.2"
+
+    @property
+    def configured(self) -> bool:
+        return self.cert is not None
+
+
+@dataclass(frozen=True)
+class PassiveSettings:
+    ports: range | None = None
+    #: the IPv4 address announced in 227 replies (behind NAT, in containers)
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class PermissionSettings:
+    path: str = "/"
+    readable: bool = True
+    writable: bool = True
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    """A user listed in the configuration file; ``login`` None is anonymous."""
+
+    login: str | None
+    password_hash: str | None = None
+    root: str | None = None
+    home: str = "/"
+    permissions: tuple[PermissionSettings, ...] = ()
+    max_connections: int | None = None
+    read_speed_limit: int | None = None
+    write_speed_limit: int | None = None
+    read_speed_limit_per_connection: int | None = None
+    write_speed_limit_per_connection: int | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseUsers:
+    url: str | None = None  # None: GATEWAY_DATABASE_URL or the embedded SQLite file
+    cache_ttl: float = 5.0
+    query_timeout: float = 5.0
+    #: brute-force protection: first delay, growth, cap, ban threshold and length
+    failure_delay: float = 0.25
+    failure_delay_max: float = 8.0
+    ban_after: int = 10
+    ban_duration: float = 600.0
+
+
+@dataclass(frozen=True)
+class UsersSettings:
+    #: "database" (the default) or "static" (the users listed in the file)
+    source: str = "database"
+    database: DatabaseUsers = field(default_factory=DatabaseUsers)
+    static: tuple[StaticUser, ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    #: where users without a root of their own live: ``<root>/<login>``
+    root: str = "var/ftp"
+    #: options for URL roots (``s3://``, fsspec): shared keys, plus sections keyed by
+    #: a scheme or root prefix (``"s3://bucket/alice"``) merged over them
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_connections: int | None = None
+    read_speed_limit: int | None = None
+    write_speed_limit: int | None = None
+    read_speed_limit_per_connection: int | None = None
+    write_speed_limit_per_connection: int | None = None
+    login_timeout: float | None = 60.0
+    idle_timeout: float | None = 900.0
+    socket_timeout: float | None = None
+    storage_timeout: float | None = None
+    max_line_length: int = 4096
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"
+    #: "text" or "json" (one object per line)
+    format: str = "text"
+    #: None: standard error
+    file: Path | None = None
+    #: transfer log in the xferlog format; None: no transfer log
+    xferlog: Path | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    #: (host, port) of the Prometheus endpoint; None: no endpoint
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    passive: PassiveSettings = field(default_factory=PassiveSettings)
+    users: UsersSettings = field(default_factory=UsersSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    #: seconds running transfers get to finish on SIGTERM/SIGINT before 421
+    shutdown_grace: float = 30.0
+    welcome_message: str = "gateway FTP server ready"
+    #: legacy device switches (``gateway.server.quirks.DeviceQuirks`` field names)
+    device_quirks: tuple[str, ...] = ()
+    #: logins allowed site-to-site (FXP) transfers; ("*",) for everyone
+    allow_fxp: tuple[str, ...] = ()
+    #: where the file came from, for messages
+    source: str | None = None

@@ -1,0 +1,1 @@
+"""``gateway serve`` at run time: building servers from settings, running, checking."""

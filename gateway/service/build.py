@@ -1,0 +1,148 @@
+"""From validated settings to the objects that serve: TLS context, users, servers.
+
+Nothing here listens or queries yet; what can fail on the outside world (a
+certificate that does not load, a package that is missing) fails here with a
+:class:`StartError` naming the setting, before any port is opened.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from gateway.config.model import ListenerSettings, Settings, StaticUser, TlsSettings
+from gateway.server.core import Server
+from gateway.server.events import ServerEvents
+from gateway.server.quirks import DeviceQuirks
+from gateway.users import AbstractUserManager, MemoryUserManager, Permission, User
+
+__all__ = ("StartError", "StaticUserManager", "build_servers", "build_user_manager", "tls_context")
+
+
+class StartError(RuntimeError):
+    """The server cannot start; the message says what to fix."""
+
+
+def tls_context(settings: TlsSettings) -> ssl.SSLContext | None:
+    if settings.cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if settings.min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    try:
+        context.load_cert_chain(str(settings.cert), str(settings.key) if settings.key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartError(
+            f"[tls] cert/key: cannot load {settings.cert}"
+            + (f" with key {settings.key}" if settings.key else "")
+            + f": {exc}"
+        ) from None
+    return context
+
+
+class StaticUserManager(MemoryUserManager):
+    """The users listed in the configuration file; passwords checked against argon2 hashes."""
+
+    def __init__(self, users: list[User], **kwargs: Any) -> None:
+        super().__init__(users, **kwargs)
+        from gateway.users.database.hashing import PasswordHashing
+
+        self.hashing = PasswordHashing()
+
+    async def authenticate(self, user: User, password: str) -> bool:
+        if user.password is None:  # anonymous: any password (by convention, an e-mail)
+            return True
+        return await self.hashing.verify_async(user.password, password)
+
+
+def _static_user(settings: Settings, entry: StaticUser) -> User:
+    root = entry.root or f"{settings.storage.root.rstrip('/')}/{entry.login}"
+    if "://" not in root:
+        root_path = Path(root)
+        root_path.mkdir(parents=True, exist_ok=True)
+        base: str | Path = root_path.resolve()
+    else:
+        base = root
+    permissions = [Permission(p.path, readable=p.readable, writable=p.writable) for p in entry.permissions]
+    return User(
+        entry.login,
+        entry.password_hash,
+        base_path=base,
+        home_path=entry.home,
+        permissions=permissions or None,
+        maximum_connections=entry.max_connections,
+        read_speed_limit=entry.read_speed_limit,
+        write_speed_limit=entry.write_speed_limit,
+        read_speed_limit_per_connection=entry.read_speed_limit_per_connection,
+        write_speed_limit_per_connection=entry.write_speed_limit_per_connection,
+    )
+
+
+def build_user_manager(settings: Settings) -> AbstractUserManager:
+    users = settings.users
+    if users.source == "static":
+        return StaticUserManager([_static_user(settings, entry) for entry in users.static])
+    from gateway.users.database import DatabaseUserManager, LimiterSettings, LoginLimiter
+
+    db = users.database
+    limiter = LoginLimiter(LimiterSettings(
+        base_delay=db.failure_delay,
+        max_delay=max(db.failure_delay_max, db.failure_delay),
+        ban_after=db.ban_after,
+        ban_duration=db.ban_duration,
+    ))
+    try:
+        return DatabaseUserManager(
+            db.url, cache_ttl=db.cache_ttl, query_timeout=db.query_timeout, login_limiter=limiter
+        )
+    except Exception as exc:  # a URL SQLAlchemy cannot use, a driver not installed
+        raise StartError(f"[users.database] url: {exc}") from None
+
+
+def _server_kwargs(settings: Settings, listener: ListenerSettings,
+                   context: ssl.SSLContext | None) -> dict[str, Any]:
+    limits = settings.limits
+    mode = listener.tls
+    if mode == "auto":
+        mode = "explicit" if context is not None else "none"
+    require = listener.require_tls if listener.require_tls is not None else settings.tls.require
+    fxp: bool | frozenset[str] = False
+    if "*" in settings.allow_fxp:
+        fxp = True
+    elif settings.allow_fxp:
+        fxp = frozenset(settings.allow_fxp)
+    return {
+        "socket_timeout": limits.socket_timeout,
+        "idle_timeout": limits.idle_timeout,
+        "login_timeout": limits.login_timeout,
+        "path_timeout": limits.storage_timeout,
+        "maximum_connections": limits.max_connections,
+        "read_speed_limit": limits.read_speed_limit,
+        "write_speed_limit": limits.write_speed_limit,
+        "read_speed_limit_per_connection": limits.read_speed_limit_per_connection,
+        "write_speed_limit_per_connection": limits.write_speed_limit_per_connection,
+        "max_line_length": limits.max_line_length,
+        "ipv4_pasv_forced_response_address": settings.passive.address,
+        "data_ports": settings.passive.ports,
+        "ssl": context if mode == "implicit" else None,
+        "tls_context": context if mode in ("explicit", "implicit") else None,
+        "require_tls": bool(require) and mode == "explicit",
+        "require_tls_session_reuse": settings.tls.require_session_reuse,
+        "welcome_message": settings.welcome_message,
+        "storage_options": dict(settings.storage.options) or None,
+        "allow_fxp": fxp,
+        "device_quirks": DeviceQuirks.from_names(settings.device_quirks),
+    }
+
+
+def build_servers(
+    settings: Settings, manager: AbstractUserManager, events: ServerEvents
+) -> list[tuple[Server, ListenerSettings]]:
+    """One server per listener, all sharing the user manager and the event listeners."""
+    context = tls_context(settings.tls)
+    return [
+        (Server(manager, events=events, **_server_kwargs(settings, listener, context)), listener)
+        for listener in settings.listeners
+    ]

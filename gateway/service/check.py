@@ -1,0 +1,122 @@
+"""``gateway serve --check``: is this configuration servable, here and now?
+
+The settings already parsed; this goes on to what only trying can tell: the TLS
+certificate loads, the listen addresses are free, the accounts database answers with
+the schema this code needs, and every storage root it can find is reachable.  Each
+check prints one line; the exit status is 0 only when all passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config.model import Settings
+from gateway.service.build import StartError, build_user_manager, tls_context
+
+__all__ = ("check",)
+
+#: Seconds a storage root may take to answer.
+STORAGE_TIMEOUT = 15.0
+
+
+def _listen_free(host: str, port: int) -> str | None:
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+async def _root_reachable(root: str, options: dict[str, Any] | None) -> str | None:
+    from backends.registry import backend_for_root
+
+    try:
+        factory, real_root = backend_for_root(root, options)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    path_io = factory()
+    try:
+        async with asyncio.timeout(STORAGE_TIMEOUT):
+            exists = await path_io.exists(real_root)
+        if not exists:
+            return f"{root} does not exist yet (it is created on first login for local roots)"
+        return None
+    except TimeoutError:
+        return f"{root} did not answer within {STORAGE_TIMEOUT:.0f} s"
+    except Exception as exc:
+        cause = getattr(exc, "cause", None) or exc
+        return f"{root}: {type(cause).__name__}: {cause}"
+    finally:
+        aclose = getattr(factory, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:
+                pass
+
+
+async def check(settings: Settings, report: Callable[[str], None] = print) -> bool:
+    """Run every check, report one line each; True when all passed."""
+    ok = True
+
+    def result(good: bool, what: str, detail: str = "") -> None:
+        nonlocal ok
+        ok = ok and good
+        report(f"{'ok  ' if good else 'FAIL'}  {what}" + (f": {detail}" if detail else ""))
+
+    result(True, "configuration", settings.source or "built-in defaults and environment")
+    if settings.tls.configured:
+        try:
+            tls_context(settings.tls)
+            result(True, "TLS certificate", str(settings.tls.cert))
+        except StartError as exc:
+            result(False, "TLS certificate", str(exc))
+    for listener in settings.listeners:
+        problem = _listen_free(listener.host, listener.port)
+        result(problem is None, f"listen {listener.host}:{listener.port}", problem or "free")
+    roots: set[str] = set()
+    try:
+        manager = build_user_manager(settings)
+    except StartError as exc:
+        result(False, "accounts", str(exc))
+        manager = None
+    if manager is not None and settings.users.source == "database":
+        url = manager.url.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+        try:
+            async with asyncio.timeout(60):
+                await manager.connect()  # type: ignore[attr-defined]
+                from gateway.users.database import admin
+
+                accounts = await admin.list_accounts(manager.engine)  # type: ignore[attr-defined]
+            result(True, "accounts database", f"{url} ({len(accounts)} account(s), schema current)")
+            roots.update(account.storage_root for account in accounts if account.storage_root)
+        except Exception as exc:
+            result(False, "accounts database", f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        finally:
+            await manager.close()  # type: ignore[attr-defined]
+    elif manager is not None:
+        result(True, "accounts", f"{len(settings.users.static)} static user(s)")
+        for entry in settings.users.static:
+            roots.add(entry.root or f"{settings.storage.root.rstrip('/')}/{entry.login}")
+    options = dict(settings.storage.options) or None
+    for root in sorted(roots):
+        if "://" not in root:
+            continue  # local roots are created on first login
+        problem = await _root_reachable(root, options)
+        result(problem is None, f"storage {root}", problem or "reachable")
+    if "://" in settings.storage.root:
+        problem = await _root_reachable(settings.storage.root, options)
+        result(problem is None, f"storage {settings.storage.root}", problem or "reachable")
+    return ok

@@ -1,0 +1,155 @@
+"""Running ``gateway serve``: start every listener, serve, shut down gracefully.
+
+SIGTERM or SIGINT stops accepting and gives running transfers ``shutdown_grace``
+seconds to finish (each session then gets 421); a second signal skips the rest of
+the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config.model import Settings
+from gateway.observe.logs import TransferLogger
+from gateway.server.events import EventFanout, ServerEvents
+from gateway.service.build import StartError, build_servers, build_user_manager
+
+__all__ = ("Running", "serve")
+
+logger = logging.getLogger("gateway.service")
+
+
+class Running:
+    """What a started service exposes (to tests and to the command line)."""
+
+    def __init__(self) -> None:
+        self.addresses: list[tuple[str, int, str]] = []  # host, port, tls mode
+        self.metrics_port: int | None = None
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+
+
+def _events(settings: Settings) -> tuple[EventFanout, list[Any]]:
+    listeners: list[ServerEvents] = [TransferLogger()]
+    closers: list[Any] = []
+    if settings.logging.xferlog is not None:
+        from gateway.observe.xferlog import XferLog
+
+        xferlog = XferLog(settings.logging.xferlog)
+        listeners.append(xferlog)
+        closers.append(xferlog)
+    if settings.metrics.listen is not None:
+        from gateway.observe.metrics import Metrics
+
+        metrics = Metrics()
+        listeners.append(metrics)
+        closers.append(metrics)
+    return EventFanout(*listeners), closers
+
+
+def _example_root(storage_root: str) -> str:
+    if "://" in storage_root:
+        return f"{storage_root.rstrip('/')}/alice"
+    return os.path.join(os.path.abspath(storage_root), "alice")
+
+
+async def _accounts_hint(manager: Any, storage_root: str) -> str | None:
+    """How to add a user, when the database has none yet."""
+    engine = getattr(manager, "engine", None)
+    if engine is None:
+        return None
+    from gateway.users.database import admin
+
+    if await admin.list_accounts(engine):
+        return None
+    url = engine.url.render_as_string(hide_password=True)
+    root = _example_root(storage_root)
+    return (
+        f"no accounts yet in {url}; add one with:\n"
+        f"    gateway users add alice --root {root} --database-url '{url}'\n"
+        "(the password is asked for; --password-stdin reads it from standard input)"
+    )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    running: Running | None = None,
+    announce: Callable[[str], None] = print,
+    install_signals: bool = True,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``running.stop`` is set), then shut down."""
+    running = running or Running()
+    events, closers = _events(settings)
+    manager = build_user_manager(settings)
+    servers = build_servers(settings, manager, events)
+    connect = getattr(manager, "connect", None)
+    started: list[Any] = []
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        # before anything is announced: whoever sees "serving" may already signal
+        def stop() -> None:
+            if running.stop.is_set():
+                running.force.set()
+            running.stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop)
+    try:
+        if connect is not None:
+            try:
+                await connect()
+            except Exception as exc:
+                raise StartError(str(exc)) from None
+            hint = await _accounts_hint(manager, settings.storage.root)
+            if hint:
+                announce(hint)
+        for server, listener in servers:
+            try:
+                await server.start(listener.host, listener.port)
+            except OSError as exc:
+                raise StartError(f"cannot listen on {listener.host}:{listener.port}: {exc.strerror or exc}") from None
+            started.append(server)
+            mode = "implicit TLS" if server.ssl else ("explicit TLS" if server.tls_context else "plain")
+            running.addresses.append((str(server.server_host), int(server.server_port or 0), mode))
+            announce(f"gateway: serving FTP on {server.server_host}:{server.server_port} ({mode})")
+        for closer in closers:
+            if hasattr(closer, "serve") and settings.metrics.listen is not None:
+                host, port = settings.metrics.listen
+                try:
+                    running.metrics_port = closer.serve(host, port)
+                except OSError as exc:
+                    raise StartError(f"[metrics] listen {host}:{port}: {exc.strerror or exc}") from None
+                announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics")
+        await running.stop.wait()
+        logger.info("stopping: transfers get %.0f s to finish", settings.shutdown_grace)
+        shutdowns = asyncio.gather(*(s.shutdown(settings.shutdown_grace) for s in started))
+        forced = asyncio.ensure_future(running.force.wait())
+        done, _ = await asyncio.wait([shutdowns, forced], return_when=asyncio.FIRST_COMPLETED)
+        if forced in done and not shutdowns.done():
+            logger.warning("second signal: closing every session now")
+            await asyncio.gather(*(s.close() for s in started))
+            await shutdowns
+        forced.cancel()
+    finally:
+        if install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signum)
+        for server in started:
+            if server.server is not None and server.server.is_serving():
+                await server.close()
+        close = getattr(manager, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+        for closer in closers:
+            with contextlib.suppress(Exception):
+                closer.close()
+        logger.info("stopped")

@@ -1,0 +1,273 @@
+"""``gateway serve`` end to end: the README's quick start, configuration files,
+graceful shutdown with a transfer in flight, the transfer log, metrics, --check."""
+
+from __future__ import annotations
+
+import ftplib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trustme
+
+from .conftest import HOST, METRICS_PATTERN, base_env, run_cli
+
+MIB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 30
+
+
+def hash_password(tmp_path: Path, password: str) -> str:
+    done = run_cli("hash-password", "--password-stdin", cwd=tmp_path, stdin=password + "\n")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def login(port: int, user: str, password: str) -> ftplib.FTP:
+    ftp = ftplib.FTP(timeout=TIMEOUT)
+    ftp.connect(HOST, port)
+    ftp.login(user, password)
+    return ftp
+
+
+def retr(ftp: ftplib.FTP, name: str) -> bytes:
+    chunks: list[bytes] = []
+    ftp.retrbinary("RETR " + name, chunks.append)
+    return b"".join(chunks)
+
+
+def static_config(tmp_path: Path, password: str = "pw", extra: str = "", user_extra: str = "") -> Path:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[[listeners]]
+host = "{HOST}"
+port = 0
+
+[storage]
+root = "{tmp_path / 'files'}"
+
+[[users.static]]
+login = "alice"
+password_hash = "{hash_password(tmp_path, password)}"
+{user_extra}
+{extra}
+""")
+    return config
+
+
+def test_readme_quick_start(tmp_path: Path, start_gateway):
+    """The README's first command (scripts/serve.sh, no configuration): SQLite accounts
+    created on first start, a user added with the documented command, then ftplib logs
+    in and uploads.  The script runs from a copy of the tree sharing this virtualenv."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "serve.sh", tmp_path / "scripts" / "serve.sh")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    serve_sh = ["bash", str(tmp_path / "scripts" / "serve.sh"), "--port", "0"]
+
+    first = start_gateway(argv=serve_sh)
+    assert "no accounts yet" in first.output and "gateway users add alice --root" in first.output
+    first.signal()
+    assert first.wait_exit() == 0
+    assert (tmp_path / "gateway.sqlite3").is_file()
+
+    root = tmp_path / "var" / "ftp" / "alice"
+    added = subprocess.run(
+        [str(tmp_path / ".venv" / "bin" / "gateway"), "users", "add", "alice", "--root", str(root),
+         "--password-stdin"],
+        cwd=tmp_path, input="s3cret\n", capture_output=True, text=True, env=base_env(), timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+
+    server = start_gateway(argv=serve_sh)
+    assert "no accounts yet" not in server.output
+    data = os.urandom(300_000)
+    ftp = login(server.port, "alice", "s3cret")
+    try:
+        ftp.storbinary("STOR hello.bin", io.BytesIO(data))
+        assert retr(ftp, "hello.bin") == data
+    finally:
+        ftp.quit()
+    assert (root / "hello.bin").read_bytes() == data
+    with pytest.raises(ftplib.error_perm, match="530"):
+        login(server.port, "alice", "wrong")
+
+
+def test_graceful_shutdown_lets_the_transfer_finish(tmp_path: Path, start_gateway):
+    xferlog = tmp_path / "log" / "xferlog"
+    config = static_config(tmp_path, extra=f"""
+[server]
+shutdown_grace = 60
+
+[logging]
+xferlog = "{xferlog}"
+""")
+    server = start_gateway("-c", str(config))
+    data = os.urandom(8 * MIB)
+    idle = login(server.port, "alice", "pw")
+    busy = login(server.port, "alice", "pw")
+    busy.voidcmd("TYPE I")
+    conn = busy.transfercmd("STOR big.bin")
+    conn.sendall(data[: 4 * MIB])
+
+    server.signal()
+    server.wait_for("shutting down: 2 session\\(s\\), 1 transfer\\(s\\) running, grace 60 s")
+    # no new connections once stopping
+    with pytest.raises(OSError):
+        socket.create_connection((HOST, server.port), timeout=5).close()
+    # a session with no transfer is told at once
+    assert idle.getline().startswith("421")
+    # the upload in flight goes on and lands whole
+    conn.sendall(data[4 * MIB :])
+    conn.close()
+    assert busy.voidresp().startswith("226")
+    assert busy.getline().startswith("421")
+    assert server.wait_exit() == 0
+    stored = tmp_path / "files" / "alice" / "big.bin"
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
+    lines = xferlog.read_text().splitlines()
+    assert len(lines) == 1
+    fields = lines[0].split()
+    # ctime (5 fields), seconds, host, size, name, type, flag, direction, mode, user, service, auth, id, status
+    assert fields[6:9] == [HOST, str(len(data)), "/big.bin"]
+    assert fields[9:] == ["b", "_", "i", "r", "alice", "ftp", "0", "*", "c"]
+
+
+def test_grace_period_over_rolls_the_upload_back(tmp_path: Path, start_gateway):
+    config = static_config(tmp_path, extra="[server]\nshutdown_grace = 1\n")
+    server = start_gateway("-c", str(config))
+    ftp = login(server.port, "alice", "pw")
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR cut.bin")
+    conn.sendall(os.urandom(MIB))
+    server.signal()
+    server.wait_for("grace period over")
+    assert server.wait_exit() == 0
+    conn.close()
+    folder = tmp_path / "files" / "alice"
+    assert sorted(p.name for p in folder.iterdir()) == []  # no file, no partial temp file
+
+
+def test_metrics_and_json_logs(tmp_path: Path, start_gateway):
+    config = static_config(tmp_path, extra="[metrics]\nlisten = \"127.0.0.1:0\"\n")
+    server = start_gateway("-c", str(config), "--log-format", "json", "--log-level", "debug")
+    metrics_port = int(server.wait_for(METRICS_PATTERN).group(2))
+    data = os.urandom(123_456)
+    ftp = login(server.port, "alice", "pw")
+    ftp.storbinary("STOR m.bin", io.BytesIO(data))
+    assert retr(ftp, "m.bin") == data
+    ftp.quit()
+    with pytest.raises(ftplib.error_perm):
+        login(server.port, "alice", "not-the-password")
+    server.wait_for(r'"message": "closed"')
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+
+    def value(name: str) -> float:
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        assert match, f"{name} not in metrics:\n{text}"
+        return float(match.group(1))
+
+    assert value('gateway_logins_total{result="ok"}') == 1
+    assert value('gateway_logins_total{result="failed"}') == 1
+    assert value('gateway_transfer_bytes_total{backend="PathIO",direction="in"}') == len(data)
+    assert value('gateway_transfer_bytes_total{backend="PathIO",direction="out"}') == len(data)
+    assert value('gateway_transfer_files_total{backend="PathIO",direction="in",status="complete"}') == 1
+    assert value("gateway_sessions_total") == 2
+    assert value("gateway_sessions_open") == 0
+    assert "gateway_s3_request_errors" in text
+
+    server.signal()
+    assert server.wait_exit() == 0
+    records = [json.loads(line) for line in server.lines if line.startswith("{")]
+    assert records, server.output
+    assert any(r.get("session") and r["message"].startswith("STOR m.bin") for r in records)
+    assert any("transfer" in r and r["transfer"]["bytes"] == len(data) for r in records)
+    assert "not-the-password" not in server.output  # PASS is never logged
+    assert any(r["message"] == "PASS ****" for r in records)
+
+
+def test_two_listeners_plain_and_implicit_tls(tmp_path: Path, start_gateway):
+    ca = trustme.CA()
+    cert = ca.issue_cert(HOST)
+    cert_file, ca_file = tmp_path / "cert.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[[listeners]]
+host = "{HOST}"
+port = 0
+tls = "none"
+
+[[listeners]]
+host = "{HOST}"
+port = 0
+tls = "implicit"
+
+[tls]
+cert = "{cert_file}"
+
+[storage]
+root = "{tmp_path / 'files'}"
+
+[[users.static]]
+login = "alice"
+password_hash = "{hash_password(tmp_path, 'pw')}"
+""")
+    server = start_gateway("-c", str(config), listeners=2)
+    assert "(plain)" in server.output and "(implicit TLS)" in server.output
+    plain, implicit = server.ports
+    ftp = login(plain, "alice", "pw")
+    ftp.storbinary("STOR t.txt", io.BytesIO(b"over tls"))
+    ftp.quit()
+    done = subprocess.run(
+        ["curl", "--silent", "--show-error", "--max-time", "30", "--cacert", str(ca_file),
+         "--ssl-reqd", f"ftps://alice:pw@{HOST}:{implicit}/t.txt"],
+        capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"over tls"
+
+
+def test_bad_configuration_is_refused_at_start(tmp_path: Path):
+    config = tmp_path / "gateway.toml"
+    config.write_text("[limits]\nidle_timeout = \"a while\"\n")
+    done = run_cli("serve", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"{config} line 2: limits.idle_timeout: expected a duration" in done.stderr
+
+
+def test_check_reports_each_part(tmp_path: Path):
+    config = static_config(tmp_path)
+    good = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok    accounts: 1 static user(s)" in good.stdout
+    assert re.search(r"ok    listen 127\.0\.0\.1:0", good.stdout)
+
+    busy = socket.socket()
+    busy.bind((HOST, 0))
+    busy.listen()
+    try:
+        port = str(busy.getsockname()[1])
+        bad = run_cli("serve", "--check", "--port", port, "--host", HOST,
+                      "--database-url", "postgresql://nobody:x@127.0.0.1:1/none", cwd=tmp_path)
+    finally:
+        busy.close()
+    assert bad.returncode == 1
+    assert f"FAIL  listen {HOST}:{port}" in bad.stdout
+    assert "FAIL  accounts database: postgresql+asyncpg://nobody:***@127.0.0.1:1/none" in bad.stdout
+
+
+def test_check_of_the_embedded_default(tmp_path: Path):
+    done = run_cli("serve", "--check", "--port", "0", cwd=tmp_path, env=base_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "accounts database: sqlite+aiosqlite:///gateway.sqlite3 (0 account(s), schema current)" in done.stdout
