@@ -11,6 +11,8 @@ for tool in lftp curl wget; do
 done
 # PostgreSQL for tests/users_db (the tests start the cluster and create their role)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+# locale sources, from which tests/protocol builds a de_DE locale with localedef
+[ -e /usr/share/i18n/locales/de_DE ] || missing+=(locales)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -25,5 +27,9 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
 fi
 for tool in "${missing[@]}"; do
     [ "$tool" = postgresql ] && tool=pg_ctlcluster
+    if [ "$tool" = locales ]; then
+        [ -e /usr/share/i18n/locales/de_DE ] || { echo "install-test-deps: locales still missing" >&2; exit 1; }
+        continue
+    fi
     command -v "$tool" >/dev/null 2>&1 || { echo "install-test-deps: $tool still missing" >&2; exit 1; }
 done

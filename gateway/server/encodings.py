@@ -1,8 +1,9 @@
 """Which text encoding a session's file names travel in.
 
 UTF-8 by default.  Old devices send names in their own code page (latin-1, cp1251,
-GBK, Shift-JIS): a listener (``Server(encoding=...)``) or a user (a user object with
-an ``encoding`` attribute) can say which.  Decoding and encoding always use
+GBK, Shift-JIS): a listener (``Server(encoding=...)``) or a user
+(``User(encoding=...)``, or any user object with an ``encoding`` attribute) can say
+which.  Decoding and encoding always use
 surrogateescape (``gateway.protocol.commands``), so bytes that are not valid in the
 encoding survive: the bytes a device sends are the bytes it lists back.
 

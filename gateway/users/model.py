@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 
@@ -69,6 +70,10 @@ class User:
     ``pathlib.Path`` as in aioftp.  ``home_path`` is the virtual directory a session
     starts in and must be absolute.
 
+    ``encoding`` is the code page this account's file names travel in (``"cp1251"``
+    for a camera naming files in Cyrillic); None means the listener's encoding.  It is
+    checked here so that a typo fails when the account is made, not at its first login.
+
     Users compare and hash by identity: managers key per-user state (connection slots,
     throttles) by the user object.
     """
@@ -86,6 +91,7 @@ class User:
         write_speed_limit: int | None = None,
         read_speed_limit_per_connection: int | None = None,
         write_speed_limit_per_connection: int | None = None,
+        encoding: str | None = None,
     ) -> None:
         self.login = login
         self.password = password
@@ -102,6 +108,12 @@ class User:
         self.write_speed_limit = write_speed_limit
         self.read_speed_limit_per_connection = read_speed_limit_per_connection
         self.write_speed_limit_per_connection = write_speed_limit_per_connection
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {encoding!r}") from None
+        self.encoding = encoding
 
     async def get_permissions(self, path: str | PurePosixPath) -> Permission:
         """The permission of the nearest parent of ``path``.
@@ -132,5 +144,6 @@ class User:
             f"read_speed_limit={self.read_speed_limit!r}, "
             f"write_speed_limit={self.write_speed_limit!r}, "
             f"read_speed_limit_per_connection={self.read_speed_limit_per_connection!r}, "
-            f"write_speed_limit_per_connection={self.write_speed_limit_per_connection!r})"
+            f"write_speed_limit_per_connection={self.write_speed_limit_per_connection!r}, "
+            f"encoding={self.encoding!r})"
         )

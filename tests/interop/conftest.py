@@ -5,8 +5,8 @@ free loopback port, ready once it answers ``220`` on a fresh connection (the
 greeting is polled, never slept on).  Teardown terminates it and checks it exits.
 
 Clients (ftplib, curl, lftp, wget) are independent implementations of the
-protocol; a missing external client fails the test that needs it, it never skips:
-``scripts/install-test-deps.sh`` installs them.
+protocol; a missing one is installed by ``scripts/install-test-deps.sh`` on first
+need, and fails the test that needs it (never skips) when it cannot be installed.
 """
 
 from __future__ import annotations
@@ -49,12 +49,31 @@ def sha256_file(path: Path, *, offset: int = 0) -> str:
     return digest.hexdigest()
 
 
+_install_attempt: list[subprocess.CompletedProcess[str]] = []
+
+
 def require_tool(name: str) -> str:
-    """The path of an external client; fail (never skip) when it is missing."""
+    """The path of an external client, installed on first need; fail (never skip)
+    when it cannot be had.
+
+    A fresh machine often lacks lftp: the first missing tool runs
+    ``scripts/install-test-deps.sh`` once per test session (it installs lftp, curl
+    and wget where missing, and needs root); a tool still missing after that fails
+    the test with what the script said.
+    """
     path = shutil.which(name)
     if path is None:
+        if not _install_attempt:
+            _install_attempt.append(subprocess.run(
+                ["bash", str(REPO / "scripts" / "install-test-deps.sh")],
+                capture_output=True, text=True, timeout=900,
+            ))
+        path = shutil.which(name)
+    if path is None:
+        said = _install_attempt[0].stderr[-2000:]
         pytest.fail(
-            f"{name} is not installed: run `bash scripts/install-test-deps.sh` as root",
+            f"{name} is not installed and scripts/install-test-deps.sh could not install it "
+            f"(run it as root):\n{said}",
             pytrace=False,
         )
     return path

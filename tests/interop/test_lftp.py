@@ -1,7 +1,8 @@
 """lftp (mirror both ways, MLSD on and off, FTPS) against ``python -m gateway``.
 
-lftp is required: when it is missing these tests fail, they do not skip
-(``scripts/install-test-deps.sh`` installs it).
+lftp is required: when it is missing the test setup installs it
+(``scripts/install-test-deps.sh``); when that is impossible these tests fail, they do
+not skip.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def test_mirror_up_and_back(
 
     back = tmp_path / "back"
     down = lftp(server, [f"mirror --no-perms /tree {back}"], cwd=tmp_path, tls=tls, mlsd=mlsd)
-    assert tree_digest(back) == expected
+    assert tree_digest(back) == expected  # sha256 of every file
+    run(["diff", "-r", str(source), str(back)], cwd=tmp_path)  # and what diff -r says
+    run(["diff", "-r", str(source), str(server.root / "tree")], cwd=tmp_path)
 
     commands = sent_commands(up.stderr) + sent_commands(down.stderr)
     if mlsd:

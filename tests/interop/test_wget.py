@@ -19,7 +19,8 @@ def test_recursive_download(gateway_server: ServerFactory, tmp_path: Path) -> No
          "-P", str(out), server.url("/dir/")],
         cwd=tmp_path,
     )
-    assert tree_digest(out / "dir") == expected, result.stderr
+    assert tree_digest(out / "dir") == expected, result.stderr  # sha256 of every file
+    run(["diff", "-r", str(server.root / "dir"), str(out / "dir")], cwd=tmp_path)
     assert not (out / "outside.txt").exists()
     assert not list(out.rglob(".listing"))  # wget removed its listing files
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import calendar
-import locale
 import os
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -90,20 +93,71 @@ def test_mode_string_matches_stdlib(mode: int) -> None:
     assert format_list_line("x", make_stat(mode), now=NOW).split()[0] == stat.filemode(mode)
 
 
-def test_list_line_is_locale_independent() -> None:
-    old = locale.setlocale(locale.LC_TIME)
-    try:
-        for name in ("de_DE.UTF-8", "fr_FR.UTF-8", "ru_RU.UTF-8"):
-            try:
-                locale.setlocale(locale.LC_TIME, name)
-            except locale.Error:
-                continue
-            line = format_list_line(
-                "f", make_stat(mtime=calendar.timegm((2024, 5, 1, 0, 0, 0))), now=NOW
-            )
-            assert " May  1 00:00 " in line
-    finally:
-        locale.setlocale(locale.LC_TIME, old)
+ENGLISH_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]  # fmt: skip
+
+
+def test_month_names_come_from_a_fixed_english_table() -> None:
+    """Every month, in both date forms, is the English abbreviation clients parse,
+    whatever ``strftime("%b")`` would say in the current locale."""
+    for month, name in enumerate(ENGLISH_MONTHS, start=1):
+        recent_now = calendar.timegm((2024, month, 20, 0, 0, 0))
+        recent = format_list_line(
+            "f", make_stat(mtime=calendar.timegm((2024, month, 9, 7, 5, 0))), now=recent_now
+        )
+        assert f" {name}  9 07:05 f" in recent, recent
+        old = format_list_line("f", make_stat(mtime=calendar.timegm((2001, month, 9, 7, 5, 0))), now=NOW)
+        assert f" {name}  9  2001 f" in old, old
+
+
+#: Formats LIST lines in a child process under a German LC_ALL; prints what strftime
+#: makes of May (to prove the locale is really in force) and then the two lines.
+_CHILD = """
+import calendar, locale, time
+from types import SimpleNamespace
+from gateway.protocol.listing import format_list_line
+print(locale.setlocale(locale.LC_ALL, ""))
+may = calendar.timegm((2024, 5, 1, 0, 0, 0))
+print(time.strftime("%b", time.gmtime(may)))
+st = SimpleNamespace(st_mode=0o100644, st_size=1, st_mtime=may)
+print(format_list_line("f", st, now=may + 86400))
+st.st_mtime = calendar.timegm((2001, 12, 24, 0, 0, 0))
+print(format_list_line("f", st, now=may))
+"""
+
+
+@pytest.fixture(scope="session")
+def german_locale(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A de_DE.UTF-8 locale compiled into a private directory (``LOCPATH``), so the
+    test needs no system-wide locale: machines often have only C and POSIX."""
+    localedef = shutil.which("localedef")
+    if localedef is None:
+        pytest.fail("localedef (libc-bin) is needed to build a test locale", pytrace=False)
+    path = tmp_path_factory.mktemp("locales")
+    proc = subprocess.run(
+        [localedef, "-i", "de_DE", "-f", "UTF-8", str(path / "de_DE.UTF-8")],
+        capture_output=True, text=True, timeout=60,
+    )
+    if not (path / "de_DE.UTF-8" / "LC_TIME").exists():
+        pytest.fail(
+            "could not build de_DE.UTF-8 (install Debian's `locales` package: "
+            f"scripts/install-test-deps.sh): {proc.stderr[-2000:]}",
+            pytrace=False,
+        )
+    return path
+
+
+def test_list_line_ignores_the_process_locale(german_locale: Path) -> None:
+    env = dict(os.environ, LOCPATH=str(german_locale), LC_ALL="de_DE.UTF-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env,
+        timeout=60, check=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    chosen, strftime_may, recent, old = proc.stdout.splitlines()
+    assert chosen == "de_DE.UTF-8"
+    assert strftime_may == "Mai"  # the locale is in force: %b would have said "Mai"
+    assert recent.endswith(" May  1 00:00 f"), recent
+    assert old.endswith(" Dec 24  2001 f"), old  # not "Dez"
 
 
 def test_list_line_real_stat() -> None:

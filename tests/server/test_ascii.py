@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from .conftest import ftp_login, in_thread, random_bytes, read_all, retr_bytes
 
 
@@ -24,10 +26,11 @@ async def test_ascii_upload_and_download_with_ftplib(server, root: Path) -> None
     assert lines == ["a", "b", "c", "", "last"]
 
 
-async def test_ascii_download_puts_crlf_on_the_wire(server, root: Path, raw) -> None:
+@pytest.mark.parametrize("type_", ["A", "A N", "a n"])
+async def test_ascii_download_puts_crlf_on_the_wire(server, root: Path, raw, type_: str) -> None:
     (root / "unix.txt").write_bytes(b"x\ny\r\nz\n" * 1000)
     client = await raw(server)
-    await client.expect("TYPE A", "200")
+    await client.expect(f"TYPE {type_}", "200")
     reader, writer = await client.open_data()
     await client.expect("RETR unix.txt", "150")
     data = await read_all(reader)
@@ -65,10 +68,12 @@ async def test_binary_is_byte_exact(server, root: Path) -> None:
     assert (root / "blob").read_bytes() == payload
 
 
-async def test_type_l8_is_binary(server, root: Path, raw) -> None:
+@pytest.mark.parametrize("type_", ["L 8", "I", "i"])
+async def test_type_l8_and_i_are_binary(server, root: Path, raw, type_: str) -> None:
     (root / "f").write_bytes(b"a\nb\n")
     client = await raw(server)
-    await client.expect("TYPE L 8", "200")
+    await client.expect("TYPE A", "200")  # switching back from ASCII
+    await client.expect(f"TYPE {type_}", "200")
     reader, writer = await client.open_data()
     await client.expect("RETR f", "150")
     assert await read_all(reader) == b"a\nb\n"

@@ -92,6 +92,15 @@ async def test_telnet_iac_sequences(server, raw) -> None:
     await client.expect(b"\xff\xfa\x18\x01\xff\xf0NOOP\r\n", "200")  # subnegotiation
     await client.expect(b"NO\xff\xf1OP\r\n", "200")  # IAC NOP inside the verb
     await client.expect("PWD", "257")
+    # IAC IAC is a literal 0xFF byte of a name; an IAC command inside an argument vanishes
+    await client.expect(b"MKD d\xff\xffx\r\n", "257")
+    await client.expect(b"CWD d\xff\xf1\xff\xffx\r\n", "250")
+    assert (await client.expect("PWD", "257")).text.encode("utf-8", "surrogateescape").startswith(
+        b'"/d\xffx"'
+    )
+    await client.expect(b"\xff\xfd\x01\xff\xfa\x18\x00xterm\xff\xf0\xff\xf6NOOP\r\n", "200")
+    await client.expect(b"\xff\r\n", "500")  # a lone IAC is a (bad) verb, not a hang
+    await client.expect("NOOP", "200")
 
 
 async def test_empty_lines(server, raw) -> None:

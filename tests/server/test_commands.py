@@ -6,10 +6,16 @@ cannot (missing arguments, wrong order, commands ftplib never sends).
 
 from __future__ import annotations
 
+import calendar
 import ftplib
+import hashlib
 import io
+import os
 import re
+import time
 from pathlib import Path
+
+import pytest
 
 from .conftest import (
     Permission,
@@ -89,6 +95,59 @@ async def test_unknown_and_unimplemented_commands(server, raw) -> None:
     await client.expect("LPSV", "502")
     await client.expect("SITE FROB x", "500")
     await client.expect("NOOP", "200")
+
+
+#: Each class of refused command: what is sent, the reply it must get.  Every line is
+#: followed by NOOP, and the session must still work afterwards (see below).
+ERROR_CLASSES: dict[str, list[tuple[bytes | str, str]]] = {
+    "unknown-500-502": [
+        ("FOOBAR x", "500"), ("XYZZY", "500"), (b"\x01\x02\xfe\r\n", "500"),
+        ("RETRX a.txt", "500"), ("SITE FROB x", "500"),
+        ("LPRT 4,4,127,0,0,1,2,4,1", "502"), ("LPSV", "502"),  # known, deliberately not served
+    ],
+    "out-of-sequence-503": [
+        ("RNTO /b.txt", "503"),  # no RNFR
+        ("RETR /a.txt", "503"), ("LIST", "503"), ("STOR new.txt", "503"),  # no PASV/PORT
+        ("PASS again", "503"),  # already logged in
+        ("HOST ftp.example.com", "503"),  # HOST after USER
+        ("EPSV ALL", "200"), ("PASV", "503"), ("PORT 127,0,0,1,200,1", "503"),
+        ("EPRT |1|127.0.0.1|5000|", "503"),  # refused after EPSV ALL
+    ],
+    "bad-arguments-501": [
+        ("TYPE", "501"), ("CWD", "501"), ("REST abc", "501"), ("REST -1", "501"),
+        ("PORT 1,2,3", "501"), ("PORT 127,0,0,1,300,1", "501"), ("EPRT garbage", "501"),
+        ("MFMT 2019 /a.txt", "501"), ("SITE CHMOD rwx /a.txt", "501"), ("OPTS UTF8 MAYBE", "501"),
+        ("MLSD /a.txt", "501"), ("EPSV foo", "501"), (b"RETR a\x00b\r\n", "501"),
+        ("ALLO", "501"), ("SITE UTIME 2020 /a.txt", "501"),
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ERROR_CLASSES))
+async def test_each_error_class_leaves_the_session_usable(server, root: Path, raw, kind: str) -> None:
+    """500/502 unknown, 503 out of sequence, 501 bad arguments: each refused command
+    gets its code, the next command is answered normally, and at the end the session
+    still navigates, renames and transfers."""
+    payload = os.urandom(50_000)
+    (root / "a.txt").write_bytes(payload)
+    (root / "sub").mkdir()
+    client = await raw(server)
+    await client.expect("CWD sub", "250")
+    for line, code in ERROR_CLASSES[kind]:
+        await client.expect(line, code)
+        await client.expect("NOOP", "200")
+    reply = await client.expect("PWD", "257")
+    assert '"/sub"' in reply.text  # the errors did not move the session
+    await client.expect("CWD /", "250")
+    await client.expect("RNFR a.txt", "350")
+    await client.expect("RNTO b.txt", "250")
+    reader, writer = await client.open_data()  # EPSV, still allowed after EPSV ALL
+    await client.expect("RETR b.txt", "150")
+    data = await read_all(reader)
+    writer.close()
+    assert (await client.reply()).code == "226"
+    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+    assert sorted(os.listdir(root)) == ["b.txt", "sub"]  # nothing else written
 
 
 # ----------------------------------------------------------------------------- navigation
@@ -172,7 +231,10 @@ async def test_rmd_of_current_directory_moves_up(server, root: Path) -> None:
 async def test_list_variants(server, root: Path) -> None:
     (root / "a.txt").write_bytes(b"12345")
     (root / "b.txt").write_bytes(b"x")
+    recent = int(time.time()) - 86400  # yesterday
+    os.utime(root / "a.txt", (recent, recent))
     (root / "c.bin").write_bytes(b"x")
+    os.utime(root / "c.bin", (0, calendar.timegm((2001, 3, 4, 5, 6, 7))))  # years ago
     (root / "sub").mkdir()
     (root / "sub" / "inner.txt").write_bytes(b"x")
 
@@ -188,7 +250,13 @@ async def test_list_variants(server, root: Path) -> None:
             r"^-[rwx-]{9} +\d+ ftp ftp +5 \w{3} [ \d]\d ( \d{4}|\d\d:\d\d) a\.txt$", line
         ), line
         assert next(x for x in plain if x.endswith(" sub")).startswith("d")
-        assert names(list_lines(ftp, "LIST -la")) == names(plain)
+        # recent: "Mon DD HH:MM" (in UTC); older than six months: "Mon DD  YYYY"
+        t = time.gmtime(recent)
+        month = "JanFebMarAprMayJunJulAugSepOctNovDec"[3 * t.tm_mon - 3 : 3 * t.tm_mon]
+        assert line.endswith(f" {month} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d} a.txt"), line
+        assert next(x for x in plain if x.endswith(" c.bin")).endswith(" Mar  4  2001 c.bin")
+        for flags in ("-la", "-al", "-a -l", "-l"):
+            assert names(list_lines(ftp, f"LIST {flags}")) == names(plain), flags
         assert names(list_lines(ftp, "LIST -la sub")) == ["inner.txt"]
         assert names(list_lines(ftp, "LIST a.txt")) == ["a.txt"]  # a file path
         assert names(list_lines(ftp, "LIST *.txt")) == ["a.txt", "b.txt"]  # a glob
@@ -239,6 +307,79 @@ async def test_mlsd_and_mlst(server, root: Path) -> None:
         ftp.quit()
 
     await in_thread(scenario)
+
+
+async def test_mlsd_mlst_facts_type_size_modify_perm_unique(make_server, root: Path) -> None:
+    """RFC 3659 facts from the server: perm follows the user's rights per path, unique
+    tells files apart and is stable between MLSD and MLST, modify is the file's mtime."""
+    (root / "a.txt").write_bytes(b"12345")
+    (root / "b.txt").write_bytes(b"12345")
+    os.utime(root / "a.txt", (0, 1_700_000_000))
+    (root / "sub").mkdir()
+    (root / "ro").mkdir()
+    (root / "ro" / "r.txt").write_bytes(b"r")
+    user = User(base_path=root, permissions=[
+        Permission("/"), Permission("/ro", readable=True, writable=False),
+    ])
+    server = await make_server([user])
+
+    def scenario() -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], str]:
+        ftp = ftp_login(server.server_port)
+        top = dict(ftp.mlsd())
+        inner = dict(ftp.mlsd("ro"))
+        mlst = ftp.sendcmd("MLST a.txt").splitlines()[1]
+        ftp.quit()
+        return top, inner, mlst
+
+    top, inner, mlst = await in_thread(scenario)
+    for entry in (*top.values(), *inner.values()):
+        assert set(entry) == {"type", "size", "modify", "perm", "unique"}, entry
+    assert top["a.txt"]["type"] == "file" and top["a.txt"]["size"] == "5"
+    assert top["a.txt"]["modify"] == "20231114221320"
+    assert top["a.txt"]["perm"] == "rwadf"
+    assert top["sub"]["type"] == "dir" and top["sub"]["perm"] == "elcmpdf"
+    assert top["ro"]["perm"] == "el"  # read-only directory: enter and list only
+    assert inner["r.txt"]["perm"] == "r"  # read-only file: retrieve only
+    uniques = {top[name]["unique"] for name in ("a.txt", "b.txt", "sub", "ro")}
+    assert len(uniques) == 4  # same size and content still differ
+    assert f"unique={top['a.txt']['unique']};" in mlst and mlst.endswith(" /a.txt")
+
+
+#: The name column of a LIST line: everything after the date, spaces included.
+LIST_NAME = re.compile(r"^[-dl][rwxsStT-]{9} +\d+ ftp ftp +\d+ [A-Z][a-z]{2} [ \d]\d (?: \d{4}|\d\d:\d\d) (.*)$")
+
+
+async def test_names_with_spaces_leading_dashes_and_unicode(server, root: Path) -> None:
+    """Names are taken byte for byte from the command line: inner and trailing
+    spaces, a leading dash and non-ASCII letters all store, list, rename and read."""
+    names = ["two  spaces .txt", "-dash.txt", "--help", "ünïcødé 日本語.bin", " leading space"]
+    payloads = {name: os.urandom(10_000 + i) for i, name in enumerate(names)}
+
+    def scenario() -> tuple[list[str], list[str], dict[str, bytes]]:
+        ftp = ftp_login(server.server_port)
+        for name, data in payloads.items():
+            assert ftp.storbinary(f"STOR {name}", io.BytesIO(data)).startswith("226")
+        nlst = ftp.nlst()
+        listed = [LIST_NAME.match(line).group(1) for line in list_lines(ftp, "LIST -la")]  # type: ignore[union-attr]
+        assert list_lines(ftp, "LIST ./-dash.txt")[0].endswith(" -dash.txt")  # as with ls
+        ftp.rename("-dash.txt", "-renamed.txt")
+        ftp.mkd("dir with ßpaces")
+        ftp.cwd("dir with ßpaces")
+        assert ftp.pwd() == "/dir with ßpaces"
+        ftp.cwd("/")
+        back = {name: retr_bytes(ftp, "-renamed.txt" if name == "-dash.txt" else name)
+                for name in names}
+        ftp.delete("--help")
+        ftp.quit()
+        return nlst, listed, back
+
+    nlst, listed, back = await in_thread(scenario)
+    assert sorted(nlst) == sorted(names)
+    assert sorted(listed) == sorted(names)
+    for name in names:
+        assert hashlib.sha256(back[name]).digest() == hashlib.sha256(payloads[name]).digest()
+    expected = {*names, "-renamed.txt", "dir with ßpaces"} - {"-dash.txt", "--help"}
+    assert set(os.listdir(root)) == expected
 
 
 async def test_data_commands_need_pasv(server, root: Path, raw) -> None:

@@ -5,6 +5,7 @@ session that goes on after every error."""
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 import os
 import re
@@ -274,11 +275,11 @@ async def test_listener_encoding_cp1251_round_trips_bytes(make_server, root: Pat
 async def test_per_user_encodings(make_server, root: Path) -> None:
     (root / "日本.txt").write_bytes(b"sjis")
     (root / "café.txt").write_bytes(b"latin")
-    device = User("camera", "pw", base_path=root)
-    device.encoding = "shift_jis"  # type: ignore[attr-defined]
-    old = User("scanner", "pw", base_path=root)
-    old.encoding = "latin-1"  # type: ignore[attr-defined]
-    server = await make_server([device, old])
+    device = User("camera", "pw", base_path=root, encoding="shift_jis")
+    old = User("scanner", "pw", base_path=root, encoding="latin-1")
+    (root / "监控.txt").write_bytes(b"gbk")
+    dvr = User("dvr", "pw", base_path=root, encoding="gbk")
+    server = await make_server([device, old, dvr])
 
     def scenario(login: str, encoding: str, name: str) -> bytes:
         ftp = ftp_login(server.server_port, login, "pw", encoding=encoding)
@@ -290,8 +291,90 @@ async def test_per_user_encodings(make_server, root: Path) -> None:
 
     assert await in_thread(scenario, "camera", "shift_jis", "日本.txt") == b"sjis"
     assert await in_thread(scenario, "scanner", "latin-1", "café.txt") == b"latin"
+    assert await in_thread(scenario, "dvr", "gbk", "监控.txt") == b"gbk"
+    assert (root / "copy-监控.txt").read_bytes() == b"gbk"
     assert (root / "copy-日本.txt").read_bytes() == b"sjis"
     assert (root / "copy-café.txt").read_bytes() == b"latin"
+
+
+def test_user_encoding_keyword() -> None:
+    """``User(encoding=...)`` is keyword-only, checked when the account is made, and
+    shown by repr (the rest of aioftp's signature is unchanged)."""
+    assert User("a").encoding is None  # the listener's encoding
+    assert User("a", "pw", encoding="cp1251").encoding == "cp1251"
+    assert "encoding='gbk'" in repr(User("a", "pw", encoding="gbk"))
+    try:
+        User("a", "pw", encoding="cp-typo")
+    except ValueError as exc:
+        assert "cp-typo" in str(exc)
+    else:
+        raise AssertionError("an unknown encoding must be refused when the user is made")
+    try:
+        User("a", "pw", ".", encoding="cp1251")  # type: ignore[misc]
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("base_path stays keyword-only, as in aioftp")
+
+
+async def test_cp1251_user_end_to_end(make_server, root: Path, raw) -> None:
+    """A device account in cp1251 next to a UTF-8 account on one UTF-8 listener:
+    the device writes, lists, renames and reads Cyrillic names in its own bytes, the
+    files are stored under their real names, and the UTF-8 user sees them in UTF-8."""
+    device = User("camera", "pw", base_path=root, encoding="cp1251")
+    modern = User("desktop", "pw", base_path=root)
+    server = await make_server([device, modern])
+    payload = os.urandom(200_000)
+    folder, name, renamed = "Снимки", "кадр 01.jpg", "кадр 01 (копия).jpg"
+
+    def as_device() -> tuple[list[str], list[str], dict[str, str], bytes]:
+        ftp = ftp_login(server.server_port, "camera", "pw", encoding="cp1251")
+        assert ftp.mkd(folder).endswith(folder)
+        ftp.cwd(folder)
+        assert ftp.pwd() == f"/{folder}"
+        assert ftp.storbinary(f"STOR {name}", io.BytesIO(payload)).startswith("226")
+        assert ftp.size(name) == len(payload)
+        ftp.rename(name, renamed)
+        names = ftp.nlst()
+        lines: list[str] = []
+        ftp.retrlines("LIST", lines.append)
+        facts = {entry: info["type"] for entry, info in ftp.mlsd()}
+        data = retr_bytes(ftp, renamed)
+        ftp.quit()
+        return names, lines, facts, data
+
+    names, lines, facts, data = await in_thread(as_device)
+    assert names == [renamed]
+    assert len(lines) == 1 and lines[0].endswith(" " + renamed)
+    assert facts == {renamed: "file"}
+    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+    stored = root / folder / renamed  # the real name, not cp1251 bytes read as UTF-8
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(payload).digest()
+
+    def as_desktop() -> list[str]:
+        ftp = ftp_login(server.server_port, "desktop", "pw")  # UTF-8
+        listed = ftp.nlst(folder)
+        ftp.quit()
+        return listed
+
+    assert [n.rpartition("/")[2] for n in await in_thread(as_desktop)] == [renamed]
+
+    # on the wire: cp1251 bytes in, the same bytes back, and a byte cp1251 leaves
+    # undefined (0x98) survives the round trip instead of becoming "?"
+    client = await raw(server, login=False)
+    await client.login("camera", "pw")
+    odd = "кадр-".encode("cp1251") + b"\x98.raw"
+    reader, writer = await client.open_data()
+    await client.expect(b"STOR " + odd + b"\r\n", "150")
+    writer.write(b"raw frame")
+    writer.close()
+    assert (await client.reply()).code == "226"
+    reader, writer = await client.open_data()
+    await client.expect("NLST *.raw", "150")
+    assert await read_all(reader) == odd + b"\r\n"
+    writer.close()
+    assert (await client.reply()).code == "226"
+    await client.expect("NOOP", "200")
 
 
 async def test_invalid_bytes_are_lossless_in_utf8(server, raw, root: Path) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import ftplib
+import hashlib
+import io
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +191,64 @@ async def test_abor_with_ftplib_urgent_data(server, root: Path) -> None:
         ftp.quit()
 
     await in_thread(scenario)
+
+
+def _abort_with_telnet_synch(ftp: ftplib.FTP) -> None:
+    """ABOR the RFC 959 (4.1.3) way: Telnet IP, then the Synch (IAC DM with DM as TCP
+    urgent data), then the command; unlike ftplib's abort() this puts Telnet bytes in
+    the line and an urgent byte in the middle of it."""
+    sock = ftp.sock
+    assert sock is not None
+    sock.sendall(b"\xff\xf4\xff")  # IAC IP, and the IAC of IAC DM
+    sock.send(b"\xf2", socket.MSG_OOB)  # DM, marked urgent
+    sock.sendall(b"ABOR\r\n")
+
+
+def _abort_with_ftplib(ftp: ftplib.FTP) -> None:
+    """ftplib's own abort(): the ABOR line sent with MSG_OOB, no Telnet bytes."""
+    sock = ftp.sock
+    assert sock is not None
+    sock.sendall(b"ABOR\r\n", socket.MSG_OOB)
+
+
+@pytest.mark.parametrize("how", ["telnet-synch", "ftplib-oob"])
+@pytest.mark.parametrize("command", ["RETR", "STOR"])
+async def test_urgent_abor_stops_a_stalled_transfer(server, root: Path, command: str, how: str) -> None:
+    """A transfer that cannot progress (the client stopped reading, or stopped sending
+    without closing) ends within seconds of an urgent ABOR with 426 then 226; the file
+    is untouched and the next transfer works."""
+    (root / "big").write_bytes(os.urandom(32 * 1024 * 1024))
+    (root / "f").write_bytes(ORIGINAL)
+    abort = _abort_with_telnet_synch if how == "telnet-synch" else _abort_with_ftplib
+
+    def scenario() -> tuple[list[str], float]:
+        ftp = ftp_login(server.server_port)
+        ftp.voidcmd("TYPE I")
+        if command == "RETR":
+            conn = ftp.transfercmd("RETR big")
+            assert len(conn.recv(1024)) > 0  # flowing; now stop reading
+        else:
+            conn = ftp.transfercmd("STOR f")
+            conn.sendall(os.urandom(256 * 1024))  # then stall with the connection open
+        start = time.monotonic()
+        abort(ftp)
+        replies = [ftp.getmultiline()[:3], ftp.getmultiline()[:3]]
+        elapsed = time.monotonic() - start
+        conn.close()
+        assert ftp.voidcmd("NOOP").startswith("200")
+        payload = os.urandom(100_000)
+        assert ftp.storbinary("STOR after", io.BytesIO(payload)).startswith("226")
+        chunks: list[bytes] = []
+        ftp.retrbinary("RETR after", chunks.append)
+        assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(payload).digest()
+        ftp.quit()
+        return replies, elapsed
+
+    replies, elapsed = await in_thread(scenario)
+    assert replies == ["426", "226"]
+    assert elapsed < 5, elapsed
+    assert (root / "f").read_bytes() == ORIGINAL  # an aborted STOR leaves the old file
+    assert _names(root) == ["after", "big", "f"]
 
 
 async def test_quit_during_transfer_waits_for_it(server, raw, root: Path) -> None:
