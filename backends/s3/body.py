@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import mmap
+import time
 
 Buffer = bytes | bytearray | memoryview
 
@@ -23,6 +24,14 @@ class PartBody(io.RawIOBase):
         super().__init__()
         self._view = memoryview(buffer).cast("B")
         self._position = 0
+        #: when the HTTP layer last took bytes: a request whose body stops moving
+        #: has an endpoint that stopped reading (see ``S3Writer._send_body``)
+        self.last_progress = time.monotonic()
+
+    @property
+    def sent(self) -> bool:
+        """Whether every byte has been taken (what follows is waiting for the answer)."""
+        return self._position >= len(self._view)
 
     def __len__(self) -> int:
         return len(self._view)
@@ -54,6 +63,7 @@ class PartBody(io.RawIOBase):
         start = min(self._position, len(self._view))
         end = len(self._view) if size is None or size < 0 else min(len(self._view), start + size)
         self._position = max(self._position, end)
+        self.last_progress = time.monotonic()
         return bytes(self._view[start:end])
 
     def readinto(self, target: Buffer) -> int:
@@ -62,6 +72,7 @@ class PartBody(io.RawIOBase):
         count = min(len(out), len(self._view) - start)
         out[:count] = self._view[start : start + count]
         self._position = start + count
+        self.last_progress = time.monotonic()
         return count
 
     def close(self) -> None:

@@ -30,9 +30,9 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .body import PartBuffer
+from .body import PartBody, PartBuffer
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
-from .errors import UnsupportedWrite, translated
+from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
 
 if TYPE_CHECKING:
     from .pathio import S3Store
@@ -121,6 +121,7 @@ class S3Writer:
         self.where = where
         self.part_size = settings.part_size
         self.crc32 = settings.checksum_algorithm.upper() == "CRC32"
+        self.stall_timeout = settings.read_timeout
         #: Old bytes kept in front of the new ones.
         self.start = base.size if (mode == "a" and base is not None) else 0
         self.written = 0
@@ -360,6 +361,33 @@ class S3Writer:
             raise OSError(errno.EFBIG, "the upload exceeds S3's 10,000 parts", self.where)
         self._spawn(self._upload_part(upload_id, number, body), held=size, slot=True)
 
+    async def _send_body(self, body: PartBody, request: Any) -> Any:
+        """Await ``request`` while its body moves; give up when it stops moving.
+
+        botocore's read timeout covers waiting for an answer, but nothing covers an
+        endpoint that stops reading the body mid-request: the HTTP layer would wait
+        for socket buffer space forever, and the FTP session with it.  The body's
+        progress is watched instead; ``read_timeout`` seconds without a byte taken
+        fail the request as a timeout (451 to the client, the upload aborted).
+        """
+        task = asyncio.ensure_future(request)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.stall_timeout / 4)
+                if done:
+                    return task.result()
+                idle = time.monotonic() - body.last_progress
+                if not body.sent and idle >= self.stall_timeout:
+                    task.cancel()
+                    REQUEST_ERRORS["timeout"] += 1
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"S3 stopped reading the upload for {idle:.0f} s", self.where,
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+
     async def _checksum(self, buffer: PartBuffer) -> dict[str, str]:
         with buffer.view() as body:
             return await self._checksum_of(body)
@@ -381,11 +409,12 @@ class S3Writer:
         try:
             checksum = await self._checksum(body)
             client = await self.store.client()
+            part_body = body.body()
             with translated(self.where):
-                response = await client.upload_part(
+                response = await self._send_body(part_body, client.upload_part(
                     Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number,
-                    Body=body.body(), ContentLength=len(body), **checksum,
-                )
+                    Body=part_body, ContentLength=len(body), **checksum,
+                ))
             part = {"PartNumber": number, "ETag": response["ETag"]}
             if response.get("ChecksumCRC32"):
                 part["ChecksumCRC32"] = response["ChecksumCRC32"]
@@ -424,11 +453,12 @@ class S3Writer:
     async def _put_single(self, body: PartBuffer) -> None:
         checksum = await self._checksum(body)
         client = await self.store.client()
+        part_body = body.body()
         with translated(self.where):
-            await client.put_object(
-                Bucket=self.bucket, Key=self.key, Body=body.body(), ContentLength=len(body),
+            await self._send_body(part_body, client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=part_body, ContentLength=len(body),
                 **checksum,
-            )
+            ))
 
     async def _complete_shielded(self) -> None:
         """CompleteMultipartUpload, carried to its end even if we are cancelled meanwhile:

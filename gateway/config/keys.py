@@ -103,7 +103,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "write_speed_limit_per_connection": Key(_limit, "upload limit per connection, bytes/s", "unlimited"),
         "login_timeout": Key(_timeout, "seconds to log in after connecting", "60"),
         "idle_timeout": Key(_timeout, "seconds without a command before the session is closed", "900"),
-        "socket_timeout": Key(_timeout, "seconds a data connection may stall", "none"),
+        "socket_timeout": Key(_timeout, "seconds a connection may stall (no byte moving) before it is dropped", "300"),
         "storage_timeout": Key(_timeout, "seconds one storage operation may take", "none"),
         "max_line_length": Key(lambda x: v.to_int(x, minimum=64, maximum=1 << 20), "longest command line accepted, bytes", "4096"),
     },

@@ -124,7 +124,7 @@ class LimitSettings:
     write_speed_limit_per_connection: int | None = None
     login_timeout: float | None = 60.0
     idle_timeout: float | None = 900.0
-    socket_timeout: float | None = None
+    socket_timeout: float | None = 300.0
     storage_timeout: float | None = None
     max_line_length: int = 4096
 

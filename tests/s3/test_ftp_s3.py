@@ -309,11 +309,15 @@ async def test_abor_mid_upload_leaves_nothing(ftp_server, s3_service, s3_prefix)
         assert await all_keys(client, bucket, prefix) == []
 
 
+@pytest.mark.parametrize("fault", ["cut", "stall"])
 async def test_endpoint_lost_mid_upload_gives_451_and_session_goes_on(
-    s3_service, s3_options, s3_prefix
+    s3_service, s3_options, s3_prefix, fault
 ):
+    """The endpoint goes away (connections reset) or hangs (connections open, no byte
+    moves) mid-upload: 451 within the timeouts, no object, and the session goes on."""
     proxy = await FaultProxy(s3_service.endpoint_url).start()
-    options = dict(s3_options, endpoint_url=proxy.url, max_attempts=2, connect_timeout=2)
+    options = dict(s3_options, endpoint_url=proxy.url, max_attempts=2, connect_timeout=2,
+                   read_timeout=2)
     server = Server(
         [User("alice", "secret", base_path=f"s3://{s3_service.bucket}/{s3_prefix}/alice")],
         storage_options=options,
@@ -330,7 +334,7 @@ async def test_endpoint_lost_mid_upload_gives_451_and_session_goes_on(
             try:
                 for sent in range(200):
                     if sent == 2 * PART_SIZE // MIB:
-                        loop.call_soon_threadsafe(proxy.cut)
+                        loop.call_soon_threadsafe(getattr(proxy, fault))
                     conn.sendall(block)
             except OSError:
                 pass  # the server gave up on the transfer and dropped the data connection
