@@ -46,6 +46,8 @@ def to_str(value: Any, *, empty_ok: bool = False) -> str:
         raise ValueProblem(f"expected a string, got {value!r}")
     if not empty_ok and not value.strip():
         raise ValueProblem("expected a non-empty string")
+    if "\x00" in value:
+        raise ValueProblem(f"a NUL byte is not allowed here: {value!r}")
     return value
 
 
@@ -148,7 +150,7 @@ def to_port_range(value: Any) -> range:
 
 def to_host(value: Any) -> str:
     text = to_str(value).strip()
-    if any(c.isspace() for c in text):
+    if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueProblem(f"expected a host name or address, got {value!r}")
     return text
 

@@ -219,3 +219,11 @@ def test_line_of_follows_tables_and_arrays():
     assert line_of(text, ("b", "c", "z")) == 9
     assert line_of(text, ("b", "c")) == 8
     assert line_of(text, ("nowhere",)) is None
+
+
+@pytest.mark.parametrize(("table", "key"), [("tls", "cert"), ("logging", "xferlog"), ("storage", "root"),
+                                            ("users.database", "url")])
+def test_nul_bytes_are_refused(tmp_path: Path, table: str, key: str):
+    path = write(tmp_path, f'[{table}]\n{key} = "a\\u0000b"\n')
+    with pytest.raises(ConfigError, match="NUL byte is not allowed"):
+        load_settings(path, env={})
