@@ -82,21 +82,22 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     },
     ("users",): {
         "source": Key(lambda x: v.to_choice(x, ("database", "static")), "where accounts come from: the database, or the [[users.static]] entries", "database, or static when [[users.static]] entries exist"),
+        "failure_delay": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "delay after a failed login from an address, doubled per failure", "0.25"),
+        "failure_delay_max": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "longest delay after failed logins", "8"),
+        "ban_after": Key(lambda x: v.to_int(x, minimum=0), "failed logins after which an address is refused (0: never)", "10"),
+        "ban_duration": Key(lambda x: v.to_duration(x), "seconds a banned address is refused", "600"),
     },
     ("users", "database"): {
         "url": Key(v.to_str, "SQLAlchemy URL of the accounts database (postgresql://..., sqlite:///file)", "sqlite:///gateway.sqlite3"),
         "cache_ttl": Key(lambda x: v.to_duration(x), "seconds an account lookup is reused; CLI changes reach new logins within it", "5"),
         "query_timeout": Key(lambda x: v.to_duration(x), "seconds a database query may take before the login gets 421", "5"),
-        "failure_delay": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "delay after a failed login from an address, doubled per failure", "0.25"),
-        "failure_delay_max": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "longest delay after failed logins", "8"),
-        "ban_after": Key(lambda x: v.to_int(x, minimum=0), "failed logins after which an address is refused (0: never)", "10"),
-        "ban_duration": Key(lambda x: v.to_duration(x), "seconds a banned address is refused", "600"),
     },
     ("storage",): {
         "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),
     },
     ("limits",): {
         "max_connections": Key(_optional_count, "control connections at once, server-wide", "unlimited"),
+        "max_connections_per_address": Key(_optional_count, "control connections at once from one client address (many devices behind one NAT share an address)", "unlimited"),
         "read_speed_limit": Key(_limit, "server-wide download limit, bytes/s (\"10MiB\")", "unlimited"),
         "write_speed_limit": Key(_limit, "server-wide upload limit, bytes/s", "unlimited"),
         "read_speed_limit_per_connection": Key(_limit, "download limit per connection, bytes/s", "unlimited"),

@@ -299,7 +299,10 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         listeners=listeners,
         tls=tls,
         passive=passive,
-        users=UsersSettings(source=source, database=database, static=static),
+        users=UsersSettings(
+            source=source, database=database, static=static,
+            **{k: val for k, val in users_table.items() if k != "source"},
+        ),
         storage=storage,
         limits=limits,
         logging=logging_settings,

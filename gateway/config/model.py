@@ -91,11 +91,6 @@ class DatabaseUsers:
     url: str | None = None  # None: GATEWAY_DATABASE_URL or the embedded SQLite file
     cache_ttl: float = 5.0
     query_timeout: float = 5.0
-    #: brute-force protection: first delay, growth, cap, ban threshold and length
-    failure_delay: float = 0.25
-    failure_delay_max: float = 8.0
-    ban_after: int = 10
-    ban_duration: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +99,12 @@ class UsersSettings:
     source: str = "database"
     database: DatabaseUsers = field(default_factory=DatabaseUsers)
     static: tuple[StaticUser, ...] = ()
+    #: brute-force protection, per client address: first delay (doubled per failure),
+    #: its cap, failures before a ban, the ban's length
+    failure_delay: float = 0.25
+    failure_delay_max: float = 8.0
+    ban_after: int = 10
+    ban_duration: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class StorageSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     max_connections: int | None = None
+    max_connections_per_address: int | None = None
     read_speed_limit: int | None = None
     write_speed_limit: int | None = None
     read_speed_limit_per_connection: int | None = None

@@ -127,6 +127,7 @@ class Server(
         allow_fxp: bool | Iterable[str] = False,
         device_quirks: DeviceQuirks | None = None,
         events: ServerEvents | None = None,
+        maximum_connections_per_address: int | None = None,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -154,6 +155,9 @@ class Server(
         else:
             self.user_manager = MemoryUserManager(users)
         self.available_connections = AvailableConnections(maximum_connections)
+        #: Control connections one client address may hold at once (None: no limit).
+        self.maximum_connections_per_address = maximum_connections_per_address
+        self._per_address: dict[str, int] = {}
         self.throttle = StreamThrottle.from_limits(read_speed_limit, write_speed_limit)
         self.throttle_per_connection = StreamThrottle.from_limits(
             read_speed_limit_per_connection, write_speed_limit_per_connection
@@ -348,6 +352,16 @@ class Server(
             if self.available_connections.locked():
                 await self.write_response(stream, "421", "too many connections")
                 return
+            per_address = self.maximum_connections_per_address
+            if per_address is not None:
+                held = self._per_address.get(session.client_host, 0)
+                if held >= per_address:
+                    logger.info("session %s: %s already has %d connections", session.id,
+                                session.client_host, held)
+                    await self.write_response(stream, "421", "too many connections from your address")
+                    return
+                self._per_address[session.client_host] = held + 1
+                session.address_counted = True
             self.available_connections.acquire()
             session.acquired = True
             session.response("220", self.welcome_message)
@@ -532,6 +546,13 @@ class Server(
         if session.acquired:
             session.acquired = False
             self.available_connections.release()
+        if getattr(session, "address_counted", False):
+            session.address_counted = False
+            left = self._per_address.get(session.client_host, 1) - 1
+            if left > 0:
+                self._per_address[session.client_host] = left
+            else:
+                self._per_address.pop(session.client_host, None)
         try:
             session.writer.close()
         except (OSError, RuntimeError):

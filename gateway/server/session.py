@@ -62,6 +62,7 @@ class Session:
     user: Any = None
     logged = False
     acquired = False
+    address_counted = False
     current_directory = PurePosixPath("/")
     user_root_override: Any = None
     # transfer state

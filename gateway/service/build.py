@@ -7,6 +7,7 @@ certificate that does not load, a package that is missing) fails here with a
 
 from __future__ import annotations
 
+import secrets
 import ssl
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,33 @@ def tls_context(settings: TlsSettings) -> ssl.SSLContext | None:
 
 
 class StaticUserManager(MemoryUserManager):
-    """The users listed in the configuration file; passwords checked against argon2 hashes."""
+    """The users listed in the configuration file; passwords checked against argon2 hashes.
 
-    def __init__(self, users: list[User], **kwargs: Any) -> None:
+    As with database accounts, USER answers 331 to every login and an unknown one
+    fails at PASS after the same argon2 work as a wrong password, so the replies do
+    not tell which logins exist.  A login limiter slows down guessing addresses.
+    """
+
+    def __init__(self, users: list[User], *, login_limiter: Any = None, **kwargs: Any) -> None:
         super().__init__(users, **kwargs)
         from gateway.users.database.hashing import PasswordHashing
 
         self.hashing = PasswordHashing()
+        self.login_limiter = login_limiter
+        # stands in for unknown logins: a real hash of a password nobody knows
+        self._nobody = User("\x00unknown", self.hashing.hash(secrets.token_hex(16)),
+                            permissions=[Permission("/", readable=False, writable=False)])
+
+    async def get_user(self, login: str) -> tuple[Any, User | None, str]:
+        if self._find(login) is None:
+            return self.GetUserResponse.PASSWORD_REQUIRED, self._nobody, "password required"
+        return await super().get_user(login)
 
     async def authenticate(self, user: User, password: str) -> bool:
         if user.password is None:  # anonymous: any password (by convention, an e-mail)
             return True
-        return await self.hashing.verify_async(user.password, password)
+        ok = await self.hashing.verify_async(user.password, password)
+        return ok and user is not self._nobody
 
 
 def _static_user(settings: Settings, entry: StaticUser) -> User:
@@ -82,17 +98,21 @@ def _static_user(settings: Settings, entry: StaticUser) -> User:
 
 def build_user_manager(settings: Settings) -> AbstractUserManager:
     users = settings.users
+    from gateway.users.database import LimiterSettings, LoginLimiter
+
+    limiter = LoginLimiter(LimiterSettings(
+        base_delay=users.failure_delay,
+        max_delay=max(users.failure_delay_max, users.failure_delay),
+        ban_after=users.ban_after,
+        ban_duration=users.ban_duration,
+    ))
     if users.source == "static":
-        return StaticUserManager([_static_user(settings, entry) for entry in users.static])
-    from gateway.users.database import DatabaseUserManager, LimiterSettings, LoginLimiter
+        return StaticUserManager(
+            [_static_user(settings, entry) for entry in users.static], login_limiter=limiter
+        )
+    from gateway.users.database import DatabaseUserManager
 
     db = users.database
-    limiter = LoginLimiter(LimiterSettings(
-        base_delay=db.failure_delay,
-        max_delay=max(db.failure_delay_max, db.failure_delay),
-        ban_after=db.ban_after,
-        ban_duration=db.ban_duration,
-    ))
     try:
         return DatabaseUserManager(
             db.url, cache_ttl=db.cache_ttl, query_timeout=db.query_timeout, login_limiter=limiter
@@ -119,6 +139,7 @@ def _server_kwargs(settings: Settings, listener: ListenerSettings,
         "login_timeout": limits.login_timeout,
         "path_timeout": limits.storage_timeout,
         "maximum_connections": limits.max_connections,
+        "maximum_connections_per_address": limits.max_connections_per_address,
         "read_speed_limit": limits.read_speed_limit,
         "write_speed_limit": limits.write_speed_limit,
         "read_speed_limit_per_connection": limits.read_speed_limit_per_connection,

@@ -160,3 +160,29 @@ async def test_two_hundred_clients_then_quit(server) -> None:
         while server.sessions:
             await asyncio.wait(list(server.sessions))
     assert server.available_connections.value is None  # unlimited server untouched
+
+
+async def test_connections_per_address_are_limited(root: Path) -> None:
+    server = gateway.Server([User(base_path=root)], maximum_connections_per_address=2)
+    await server.start(HOST, 0)
+    clients = []
+    try:
+        for _ in range(2):
+            clients.append(await RawClient.connect(server.server_port))
+        refused = await RawClient.connect(server.server_port, greeting=False)
+        reply = await refused.reply()
+        assert reply.code == "421" and "address" in reply.text, reply
+        await refused.close()
+        # a slot given back is a slot free again, once the server has ended that session
+        leaving = clients.pop()
+        port = leaving.writer.get_extra_info("sockname")[1]
+        task = next(t for t, session in server.sessions.items() if session.client_port == port)
+        await leaving.close()
+        async with asyncio.timeout(STEP):
+            await asyncio.wait([task])
+        clients.append(await RawClient.connect(server.server_port))
+    finally:
+        for client in clients:
+            await client.close()
+        await server.close()
+    assert server._per_address == {}

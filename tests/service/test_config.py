@@ -161,6 +161,7 @@ BAD_FILES = [
     (f"[[users.static]]\nlogin = \"bob\"\npassword_hash = \"{HASH}\"\nquota = 5\n", "line 4",
      "users.static[0].quota", "unknown key"),
     ("[users.database]\ncache_ttl = true\n", "line 2", "users.database.cache_ttl", "duration"),
+    ("[users]\nban_after = -1\n", "line 2", "users.ban_after", "at least 0"),
     ("[storage]\noptions = 5\n", "line 2", "storage.options", "table"),
 ]
 

@@ -271,3 +271,18 @@ def test_check_of_the_embedded_default(tmp_path: Path):
     done = run_cli("serve", "--check", "--port", "0", cwd=tmp_path, env=base_env())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "accounts database: sqlite+aiosqlite:///gateway.sqlite3 (0 account(s), schema current)" in done.stdout
+
+
+def test_static_accounts_do_not_tell_which_logins_exist(tmp_path: Path, start_gateway):
+    server = start_gateway("-c", str(static_config(tmp_path, extra="[users]\nfailure_delay = 0\n")))
+    replies = []
+    for user, password in (("nobody", "pw"), ("alice", "wrong")):
+        ftp = ftplib.FTP(timeout=TIMEOUT)
+        ftp.connect(HOST, server.port)
+        assert ftp.sendcmd(f"USER {user}").startswith("331")
+        with pytest.raises(ftplib.error_perm) as refused:
+            ftp.sendcmd(f"PASS {password}")
+        replies.append(str(refused.value))
+        ftp.close()
+    assert replies[0] == replies[1]
+    assert login(server.port, "alice", "pw").quit().startswith("221")
