@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..s3.body import PartBody, send_while_moving
+
 __all__ = ("MultipartSink", "supports_multipart")
 
 logger = logging.getLogger("backends.fsspec")
@@ -25,12 +27,13 @@ def supports_multipart(fs: Any) -> bool:
 
 class MultipartSink:
     def __init__(self, fs: Any, fs_path: str, part_size: int, parts_in_flight: int,
-                 spawn: Callable[[Any], asyncio.Task[Any]]) -> None:
+                 spawn: Callable[[Any], asyncio.Task[Any]], stall_timeout: float = 60.0) -> None:
         self._fs = fs
         self._path = fs_path
         self.bucket, self.key, _ = fs.split_path(fs_path)
         self.chunk_size = part_size
         self._spawn = spawn
+        self.stall_timeout = stall_timeout
         self._slots = asyncio.Semaphore(parts_in_flight)
         self._upload_id: str | None = None
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
@@ -45,8 +48,15 @@ class MultipartSink:
 
     async def _upload(self, number: int, body: bytes) -> dict[str, Any]:
         try:
-            response = await self._call("upload_part", UploadId=self._upload_id,
-                                        PartNumber=number, Body=body)
+            # a file over the part whose progress is watched: an endpoint that stops
+            # reading mid-part fails the part instead of hanging the upload
+            stream = PartBody(body)
+            response = await send_while_moving(
+                stream,
+                self._call("upload_part", UploadId=self._upload_id, PartNumber=number,
+                           Body=stream, ContentLength=len(body)),
+                self.stall_timeout, self._path,
+            )
             return {"PartNumber": number, "ETag": response["ETag"]}
         finally:
             self._slots.release()
@@ -68,7 +78,11 @@ class MultipartSink:
     async def commit(self, last: bytearray) -> None:
         try:
             if self._upload_id is None:
-                await self._call("put_object", Body=bytes(last))
+                stream = PartBody(bytes(last))
+                await send_while_moving(
+                    stream, self._call("put_object", Body=stream, ContentLength=len(last)),
+                    self.stall_timeout, self._path,
+                )
             else:
                 if last:
                     await self.write(last)

@@ -8,13 +8,16 @@ and can be rewound for a retry.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import io
 import mmap
 import time
+from typing import Any
 
 Buffer = bytes | bytearray | memoryview
 
-__all__ = ("PartBody", "PartBuffer")
+__all__ = ("PartBody", "PartBuffer", "send_while_moving")
 
 
 class PartBody(io.RawIOBase):
@@ -110,3 +113,29 @@ class PartBuffer:
 
     def body(self) -> PartBody:
         return PartBody(self.view())
+
+
+async def send_while_moving(body: PartBody, request: Any, stall_timeout: float, where: str) -> Any:
+    """Await ``request`` (which sends ``body``) while the body moves; give up when it stops.
+
+    botocore's read timeout covers waiting for an answer, but nothing covers an
+    endpoint that stops reading the body mid-request: the HTTP layer would wait for
+    socket buffer space forever, and the FTP session with it.  The body's progress is
+    watched instead; ``stall_timeout`` seconds without a byte taken fail the request
+    with ``TimeoutError`` (451 to the client, the upload aborted).
+    """
+    task = asyncio.ensure_future(request)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=stall_timeout / 4)
+            if done:
+                return task.result()
+            idle = time.monotonic() - body.last_progress
+            if not body.sent and idle >= stall_timeout:
+                task.cancel()
+                raise TimeoutError(
+                    errno.ETIMEDOUT, f"S3 stopped reading the upload for {idle:.0f} s", where
+                )
+    finally:
+        if not task.done():
+            task.cancel()

@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .body import PartBody, PartBuffer
+from .body import PartBody, PartBuffer, send_while_moving
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
 
@@ -362,31 +362,11 @@ class S3Writer:
         self._spawn(self._upload_part(upload_id, number, body), held=size, slot=True)
 
     async def _send_body(self, body: PartBody, request: Any) -> Any:
-        """Await ``request`` while its body moves; give up when it stops moving.
-
-        botocore's read timeout covers waiting for an answer, but nothing covers an
-        endpoint that stops reading the body mid-request: the HTTP layer would wait
-        for socket buffer space forever, and the FTP session with it.  The body's
-        progress is watched instead; ``read_timeout`` seconds without a byte taken
-        fail the request as a timeout (451 to the client, the upload aborted).
-        """
-        task = asyncio.ensure_future(request)
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.stall_timeout / 4)
-                if done:
-                    return task.result()
-                idle = time.monotonic() - body.last_progress
-                if not body.sent and idle >= self.stall_timeout:
-                    task.cancel()
-                    REQUEST_ERRORS["timeout"] += 1
-                    raise TimeoutError(
-                        errno.ETIMEDOUT,
-                        f"S3 stopped reading the upload for {idle:.0f} s", self.where,
-                    )
-        finally:
-            if not task.done():
-                task.cancel()
+            return await send_while_moving(body, request, self.stall_timeout, self.where)
+        except TimeoutError:
+            REQUEST_ERRORS["timeout"] += 1
+            raise
 
     async def _checksum(self, buffer: PartBuffer) -> dict[str, str]:
         with buffer.view() as body:
