@@ -60,7 +60,12 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
         })
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from None
-    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    try:
+        configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    except OSError as exc:
+        raise click.ClickException(
+            f"[logging] file: cannot write {settings.logging.file}: {exc.strerror or exc}"
+        ) from None
     if check:
         from gateway.service.check import check as run_check
 

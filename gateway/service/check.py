@@ -39,6 +39,17 @@ def _listen_free(host: str, port: int) -> str | None:
     return None
 
 
+def _writable(path: Any) -> str | None:
+    """Whether a log file can be appended to (its directory is created if missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}"
+    return None
+
+
 async def _root_reachable(root: str, options: dict[str, Any] | None) -> str | None:
     from backends.registry import backend_for_root
 
@@ -83,6 +94,11 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
             result(True, "TLS certificate", str(settings.tls.cert))
         except StartError as exc:
             result(False, "TLS certificate", str(exc))
+    for name in ("file", "xferlog"):
+        target = getattr(settings.logging, name)
+        if target is not None:
+            problem = _writable(target)
+            result(problem is None, f"[logging] {name} {target}", problem or "writable")
     for listener in settings.listeners:
         problem = _listen_free(listener.host, listener.port)
         result(problem is None, f"listen {listener.host}:{listener.port}", problem or "free")

@@ -41,7 +41,12 @@ def _events(settings: Settings) -> tuple[EventFanout, list[Any]]:
     if settings.logging.xferlog is not None:
         from gateway.observe.xferlog import XferLog
 
-        xferlog = XferLog(settings.logging.xferlog)
+        try:
+            xferlog = XferLog(settings.logging.xferlog)
+        except OSError as exc:
+            raise StartError(
+                f"[logging] xferlog: cannot write {settings.logging.xferlog}: {exc.strerror or exc}"
+            ) from None
         listeners.append(xferlog)
         closers.append(xferlog)
     if settings.metrics.listen is not None:

@@ -286,3 +286,16 @@ def test_static_accounts_do_not_tell_which_logins_exist(tmp_path: Path, start_ga
         ftp.close()
     assert replies[0] == replies[1]
     assert login(server.port, "alice", "pw").quit().startswith("221")
+
+
+def test_unwritable_transfer_log_is_refused_clearly(tmp_path: Path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the log directory should be")
+    config = static_config(tmp_path, extra=f'[logging]\nxferlog = "{blocker / "xferlog"}"\n')
+    started = run_cli("serve", "-c", str(config), cwd=tmp_path)
+    assert started.returncode == 1
+    assert "[logging] xferlog: cannot write" in started.stderr
+    assert "Traceback" not in started.stderr
+    checked = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert f"FAIL  [logging] xferlog {blocker / 'xferlog'}: cannot write" in checked.stdout
