@@ -91,6 +91,8 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "url": Key(v.to_str, "SQLAlchemy URL of the accounts database (postgresql://..., sqlite:///file)", "sqlite:///gateway.sqlite3"),
         "cache_ttl": Key(lambda x: v.to_duration(x), "seconds an account lookup is reused; CLI changes reach new logins within it", "5"),
         "query_timeout": Key(lambda x: v.to_duration(x), "seconds a database query may take before the login gets 421", "5"),
+        "heartbeat_interval": Key(lambda x: v.to_duration(x), "seconds between this node's marks that its sessions are alive", "10"),
+        "stale_after": Key(lambda x: v.to_duration(x), "seconds after which a silent node's sessions stop counting against connection limits", "60"),
     },
     ("storage",): {
         "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),

@@ -261,6 +261,9 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
     static_raw = raw.get("users", {}).get("static") if isinstance(raw.get("users"), dict) else None
     static = _static_users(sources, static_raw) if static_raw is not None else ()
     source = users_table.get("source") or ("static" if static else "database")
+    if database.stale_after <= database.heartbeat_interval:
+        raise sources.fail(("users", "database", "stale_after"),
+                           "must be longer than heartbeat_interval")
     if source == "static" and not static:
         raise sources.fail(("users", "source"), "is \"static\" but no [[users.static]] entry is given")
     storage_values = _section(sources, raw, ("storage",))

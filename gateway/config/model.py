@@ -91,6 +91,10 @@ class DatabaseUsers:
     url: str | None = None  # None: GATEWAY_DATABASE_URL or the embedded SQLite file
     cache_ttl: float = 5.0
     query_timeout: float = 5.0
+    #: how often this node marks its sessions alive in the database, and after how
+    #: long without a mark another node's sessions stop counting against limits
+    heartbeat_interval: float = 10.0
+    stale_after: float = 60.0
 
 
 @dataclass(frozen=True)

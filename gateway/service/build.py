@@ -115,7 +115,8 @@ def build_user_manager(settings: Settings) -> AbstractUserManager:
     db = users.database
     try:
         return DatabaseUserManager(
-            db.url, cache_ttl=db.cache_ttl, query_timeout=db.query_timeout, login_limiter=limiter
+            db.url, cache_ttl=db.cache_ttl, query_timeout=db.query_timeout, login_limiter=limiter,
+            heartbeat_interval=db.heartbeat_interval, stale_after=db.stale_after,
         )
     except Exception as exc:  # a URL SQLAlchemy cannot use, a driver not installed
         raise StartError(f"[users.database] url: {exc}") from None

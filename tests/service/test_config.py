@@ -162,6 +162,7 @@ BAD_FILES = [
      "users.static[0].quota", "unknown key"),
     ("[users.database]\ncache_ttl = true\n", "line 2", "users.database.cache_ttl", "duration"),
     ("[users]\nban_after = -1\n", "line 2", "users.ban_after", "at least 0"),
+    ("[users.database]\nheartbeat_interval = 30\nstale_after = 20\n", "line 3", "users.database.stale_after", "longer than"),
     ("[storage]\noptions = 5\n", "line 2", "storage.options", "table"),
 ]
 
