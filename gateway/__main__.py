@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", metavar="LOGIN", dest="login", help="user name to login")
     parser.add_argument("--pass", metavar="PASSWORD", dest="password", help="password to login")
     parser.add_argument("-d", metavar="DIRECTORY", dest="home", default=".",
-                        help="the directory to share (default current directory)")
+                        help="the directory to share, or a storage URL such as s3://bucket/prefix "
+                             "(default current directory)")
     parser.add_argument("-q", "--quiet", action="store_true", help="set logging level to 'ERROR'")
     parser.add_argument("--memory", action="store_true", help="use memory storage")
     parser.add_argument("--host", default=None, help="host to listen on (default all interfaces)")
@@ -77,8 +78,13 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 def build_server(args: argparse.Namespace) -> Server:
     """A configured (not started) server for parsed command-line arguments."""
+    base: str | Path
     if args.memory:
         factory, base = MemoryPathIO, Path("/")
+    elif "://" in args.home:
+        # a storage URL (s3://bucket/prefix, fsspec+...://): the backend registry serves
+        # it, with endpoint and credentials from the standard AWS environment
+        factory, base = PathIO, args.home
     else:
         factory, base = PathIO, Path(args.home).resolve()
     permissions = [Permission("/", readable=True, writable=not args.read_only)]

@@ -179,3 +179,52 @@ async def test_data_connection_dropped_then_next_upload_works(ftp_server, s3_ser
     async with raw_client(s3_service) as client:
         assert await all_keys(client, bucket, prefix) == [prefix + "whole.bin"]
 
+
+
+async def test_python_m_gateway_serves_a_bucket_from_the_aws_environment(s3_service, s3_prefix):
+    """``python -m gateway -d s3://bucket/prefix`` with the endpoint and keys in the
+    standard AWS variables: the quickest S3 frontend there is."""
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
+    env.update(AWS_ENDPOINT_URL=s3_service.endpoint_url, AWS_ACCESS_KEY_ID=s3_service.access_key,
+               AWS_SECRET_ACCESS_KEY=s3_service.secret_key, AWS_DEFAULT_REGION=s3_service.region,
+               AWS_EC2_METADATA_DISABLED="true")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--host", HOST, "--port", "0", "--user", "alice",
+        "--pass", "secret", "-d", f"s3://{s3_service.bucket}/{s3_prefix}/cli",
+        env=env, stdout=subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = (await process.stderr.readline()).decode()
+                assert line, "python -m gateway exited before serving"
+                if match := re.search(r"serving on \S+:(\d+)", line):
+                    port = int(match.group(1))
+                    break
+        # keep reading the log, so a full pipe never blocks the server
+        drain = asyncio.ensure_future(process.stderr.read())
+
+        def scenario() -> list[str]:
+            from ftplib import FTP
+
+            ftp = FTP(timeout=30)
+            ftp.connect(HOST, port)
+            ftp.login("alice", "secret")
+            ftp.storbinary("STOR hello.txt", io.BytesIO(b"from the cli"))
+            names = ftp.nlst()
+            ftp.quit()
+            return names
+
+        assert await in_thread(scenario) == ["hello.txt"]
+    finally:
+        process.terminate()
+        async with asyncio.timeout(30):
+            await process.wait()
+    await drain
+    async with raw_client(s3_service) as client:
+        body = await client.get_object(Bucket=s3_service.bucket, Key=f"{s3_prefix}/cli/hello.txt")
+        assert await body["Body"].read() == b"from the cli"
