@@ -11,7 +11,7 @@ from .base import (
     with_timeout,
 )
 from .errors import AIOFTPException, PathEscapesRoot, PathIOError, PathIsNotAbsolute
-from .local import AsyncPathIO, PathIO
+from .local import AsyncPathIO, DurablePathIO, PathIO
 from .memory import MemoryPathIO, MemoryStat
 from .registry import BackendNotInstalled, backend_for_root, register_backend, resolve_backend
 
@@ -24,6 +24,7 @@ __all__ = (
     "AsyncPathIO",
     "AsyncPathIOContext",
     "BackendNotInstalled",
+    "DurablePathIO",
     "MemoryPathIO",
     "MemoryStat",
     "PathEscapesRoot",

@@ -260,6 +260,9 @@ class AbstractPathIO(abc.ABC, Generic[PathType]):
     what ``read``/``write``/``seek``/``close``/``abort`` receive.
     """
 
+    #: what monitoring calls this storage (metrics labels); subclasses name themselves
+    backend_name = "custom"
+
     def __init__(
         self,
         timeout: float | None = None,

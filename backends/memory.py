@@ -145,6 +145,9 @@ class _MemoryFile:
 class MemoryPathIO(AbstractPathIO[PurePosixPath]):
     """Files and directories held in memory, addressed by absolute ``PurePosixPath``."""
 
+    #: what monitoring calls this storage (metrics labels)
+    backend_name = "memory"
+
     def __init__(
         self,
         timeout: float | None = None,

@@ -108,6 +108,9 @@ class FsspecFactory(PathIONursery):
 class FsspecPathIO(AbstractPathIO[PurePosixPath]):
     """Files and directories of one fsspec filesystem, below one root."""
 
+    #: what monitoring calls this storage (metrics labels)
+    backend_name = "fsspec"
+
     def __init__(self, timeout: float | None = None, connection: Any = None,
                  state: FsspecStore | None = None) -> None:
         super().__init__(timeout=timeout, connection=connection, state=state)

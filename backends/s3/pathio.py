@@ -122,6 +122,9 @@ class S3Factory(PathIONursery):
 class S3PathIO(AbstractPathIO[PurePosixPath]):
     """Files and directories in S3 buckets, addressed as ``/bucket/key``."""
 
+    #: what monitoring calls this storage (metrics labels)
+    backend_name = "s3"
+
     def __init__(self, timeout: float | None = None, connection: Any = None,
                  state: S3Store | None = None) -> None:
         super().__init__(timeout=timeout, connection=connection, state=state)

@@ -96,6 +96,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     },
     ("storage",): {
         "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),
+        "fsync": Key(v.to_bool, "on local disk, sync each upload (and its directory) before 226: a power loss leaves the old file or the whole new one", "true"),
     },
     ("limits",): {
         "max_connections": Key(_optional_count, "control connections at once, server-wide", "unlimited"),

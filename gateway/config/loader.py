@@ -270,7 +270,11 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
     options = raw.get("storage", {}).get("options", {}) if isinstance(raw.get("storage"), dict) else {}
     if not isinstance(options, dict):
         raise sources.fail(("storage", "options"), "expected a table of storage options")
-    storage = StorageSettings(root=storage_values.get("root", StorageSettings.root), options=dict(options))
+    storage = StorageSettings(
+        root=storage_values.get("root", StorageSettings.root),
+        fsync=storage_values.get("fsync", StorageSettings.fsync),
+        options=dict(options),
+    )
     limits = LimitSettings(**_section(sources, raw, ("limits",)))
     logging_settings = LoggingSettings(**_section(sources, raw, ("logging",)))
     metrics = MetricsSettings(**_section(sources, raw, ("metrics",)))

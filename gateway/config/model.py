@@ -115,6 +115,8 @@ class UsersSettings:
 class StorageSettings:
     #: where users without a root of their own live: ``<root>/<login>``
     root: str = "var/ftp"
+    #: local roots: each upload is on disk (fsync) before the 226 acknowledges it
+    fsync: bool = True
     #: options for URL roots (``s3://``, fsspec): shared keys, plus sections keyed by
     #: a scheme or root prefix (``"s3://bucket/alice"``) merged over them
     options: dict[str, Any] = field(default_factory=dict)

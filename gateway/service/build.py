@@ -12,6 +12,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from backends.local import DurablePathIO, PathIO
 from gateway.config.model import ListenerSettings, Settings, StaticUser, TlsSettings
 from gateway.server.core import Server
 from gateway.server.events import ServerEvents
@@ -154,6 +155,7 @@ def _server_kwargs(settings: Settings, listener: ListenerSettings,
         "require_tls_session_reuse": settings.tls.require_session_reuse,
         "welcome_message": settings.welcome_message,
         "storage_options": dict(settings.storage.options) or None,
+        "path_io_factory": DurablePathIO if settings.storage.fsync else PathIO,
         "allow_fxp": fxp,
         "device_quirks": DeviceQuirks.from_names(settings.device_quirks),
     }

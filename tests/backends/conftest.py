@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backends import AbstractPathIO, AsyncPathIO, MemoryPathIO, PathIO
+from backends import AbstractPathIO, AsyncPathIO, DurablePathIO, MemoryPathIO, PathIO
 
 
 def _disk(factory: Callable[[], AbstractPathIO[Any]]) -> Callable[[Path], tuple]:
@@ -18,6 +18,8 @@ def _disk(factory: Callable[[], AbstractPathIO[Any]]) -> Callable[[Path], tuple]
 _BACKENDS: dict[str, Callable[[Path], tuple[AbstractPathIO[Any], PurePath]]] = {
     "PathIO": _disk(PathIO),
     "AsyncPathIO": _disk(AsyncPathIO),
+    "DurablePathIO": _disk(DurablePathIO),
+    "DurableAsyncPathIO": _disk(type("DurableAsyncPathIO", (AsyncPathIO,), {"durable": True})),
     "MemoryPathIO": lambda tmp_path: (MemoryPathIO(), PurePosixPath("/")),
 }
 

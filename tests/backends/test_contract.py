@@ -580,3 +580,29 @@ def test_registry_names_missing_package(tmp_path, monkeypatch):
     register_backend("noroot", "json:JSONDecoder")
     with pytest.raises(TypeError, match="from_root"):
         backend_for_root("noroot://x")
+
+
+async def test_durable_uploads_reach_the_disk_before_the_name(tmp_path, monkeypatch):
+    """DurablePathIO syncs the upload's bytes before renaming it into place, then the
+    directory; a plain PathIO does not pay for that."""
+    import backends.local as local
+    from backends import DurablePathIO, PathIO
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        synced.append("dir" if os.path.isdir(target) else os.path.basename(target))
+        real_fsync(fd)
+
+    monkeypatch.setattr(local.os, "fsync", spy)
+    for factory, name in ((PathIO, "plain.bin"), (DurablePathIO, "durable.bin")):
+        async with factory().open(tmp_path / name, "wb") as f:
+            await f.write(b"bytes")
+    assert len(synced) == 2
+    assert synced[0].startswith(".durable.bin") and synced[1] == "dir"
+    assert (tmp_path / "durable.bin").read_bytes() == b"bytes"
+    async with DurablePathIO().open(tmp_path / "durable.bin", "ab") as f:
+        await f.write(b"+more")
+    assert synced[2:] == ["durable.bin"]  # appends are synced in place

@@ -178,9 +178,9 @@ def test_metrics_and_json_logs(tmp_path: Path, start_gateway):
 
     assert value('gateway_logins_total{result="ok"}') == 1
     assert value('gateway_logins_total{result="failed"}') == 1
-    assert value('gateway_transfer_bytes_total{backend="PathIO",direction="in"}') == len(data)
-    assert value('gateway_transfer_bytes_total{backend="PathIO",direction="out"}') == len(data)
-    assert value('gateway_transfer_files_total{backend="PathIO",direction="in",status="complete"}') == 1
+    assert value('gateway_transfer_bytes_total{backend="local",direction="in"}') == len(data)
+    assert value('gateway_transfer_bytes_total{backend="local",direction="out"}') == len(data)
+    assert value('gateway_transfer_files_total{backend="local",direction="in",status="complete"}') == 1
     assert value("gateway_sessions_total") == 2
     assert value("gateway_sessions_open") == 0
     assert "gateway_s3_request_errors" in text

@@ -292,7 +292,7 @@ class TransferCommands(HandlerBase):
             login=getattr(user, "login", None),
             client_host=connection.client_host,
             binary=connection.transfer_type != "A",
-            backend=type(connection.path_io).__name__,
+            backend=getattr(connection.path_io, "backend_name", type(connection.path_io).__name__),
         )
 
     def start_transfer(
