@@ -112,6 +112,9 @@ def _start_local_postgres() -> str:
     exists = _psql_as_postgres(f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'").strip()
     verb = "ALTER" if exists else "CREATE"
     _psql_as_postgres(f"{verb} ROLE {ROLE} LOGIN CREATEDB PASSWORD '{ROLE_PASSWORD}'")
+    # DROP DATABASE ... WITH (FORCE) must be able to end an autovacuum worker that
+    # happens to be visiting the test database
+    _psql_as_postgres(f"GRANT pg_signal_backend TO {ROLE}")
     return f"postgresql+asyncpg://{ROLE}:{ROLE_PASSWORD}@{HOST}:{port}/postgres"
 
 
@@ -165,7 +168,7 @@ def postgres_template(postgres_admin_url: str) -> Iterator[str]:
 
     run_async(migrate)
     yield name
-    run_async(lambda: _pg_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -197,12 +200,22 @@ def _new_pg_database(request: pytest.FixtureRequest, template: str | None) -> st
             # by other users"; anything else, or for too long, is a real failure
             if "being accessed by other users" not in str(exc) or time.monotonic() > deadline:
                 raise
-    request.addfinalizer(
-        lambda: run_async(
-            lambda: _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
-    )
+    request.addfinalizer(lambda: _drop_database(admin_url, name))
     return _database(admin_url, name)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    """Drop a test database; a background worker visiting it briefly is waited out."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            run_async(lambda: _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except Exception as exc:
+            transient = "being accessed by other users" in str(exc) or "pg_signal_backend" in str(exc)
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the worker ends on its own; there is no event to wait on
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
