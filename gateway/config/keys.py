@@ -58,6 +58,19 @@ def _metrics_listen(value: Any) -> tuple[str, int] | None:
     return v.to_host_port(value)
 
 
+def _encoding(value: Any) -> str:
+    import codecs
+
+    name = v.to_str(value).strip()
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise v.ValueProblem(
+            f"unknown encoding {name!r}; expected a Python codec name such as utf-8, "
+            "latin-1, cp1251, gbk, shift_jis"
+        ) from None
+
+
 def _level(value: Any) -> str:
     return v.to_choice(value, ("debug", "info", "warning", "error"))
 
@@ -129,12 +142,14 @@ ARRAYS: dict[tuple[str, ...], dict[str, Key]] = {
         "port": Key(v.to_port, "port to listen on (0: any free port)", "2121"),
         "tls": Key(lambda x: v.to_choice(x, ("auto", "none", "explicit", "implicit")), "auto (AUTH TLS when [tls] has a certificate), none, explicit or implicit", "\"auto\""),
         "require_tls": Key(v.to_bool, "refuse login without TLS on this listener", "[tls] require"),
+        "encoding": Key(_encoding, "file names and replies on this listener (devices: latin-1, cp1251, gbk, shift_jis...); bytes invalid in it survive unchanged", "\"utf-8\""),
     },
     ("users", "static"): {
         "login": Key(v.to_str, "user name (\"anonymous\" for anonymous FTP)", "required"),
         "password_hash": Key(v.to_str, "argon2id hash from `gateway hash-password`", "required unless anonymous"),
         "root": Key(v.to_str, "the user's files: a path or URL (s3://bucket/prefix, memory://, ...)", "<storage.root>/<login>"),
         "home": Key(v.to_str, "directory a session starts in (virtual, absolute)", "\"/\""),
+        "encoding": Key(_encoding, "this user's file names in another code page than the listener's", "the listener's"),
         "permissions": Key(lambda x: x, "list of {path, readable, writable} or \"PATH:r\" / \"PATH:rw\" strings", "read-write on / (read-only for anonymous)"),
         "max_connections": Key(_optional_count, "sessions of this user at once", "unlimited"),
         "read_speed_limit": Key(_limit, "download limit for all the user's sessions, bytes/s", "unlimited"),

@@ -206,6 +206,7 @@ def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
             password_hash=password_hash,
             root=values.get("root"),
             home=home,
+            encoding=values.get("encoding"),
             permissions=permissions,
             max_connections=values.get("max_connections"),
             read_speed_limit=values.get("read_speed_limit"),

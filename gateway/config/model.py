@@ -39,6 +39,7 @@ class ListenerSettings:
     tls: str = "auto"
     #: None: the [tls] section's ``require`` decides
     require_tls: bool | None = None
+    encoding: str = "utf-8"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class StaticUser:
     password_hash: str | None = None
     root: str | None = None
     home: str = "/"
+    encoding: str | None = None
     permissions: tuple[PermissionSettings, ...] = ()
     max_connections: int | None = None
     read_speed_limit: int | None = None

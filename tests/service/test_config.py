@@ -138,6 +138,7 @@ BAD_FILES = [
     ("[[listeners]]\nport = 21\n[[listeners]]\nport = \"x\"\n", "line 4", "listeners[1].port", "whole number"),
     ("[[listeners]]\nport = 21\ntls = \"explicit\"\n", "line 3", "listeners[0].tls", "cert is not set"),
     ("[[listeners]]\nport = 21\ntls = \"sometimes\"\n", "line 3", "listeners[0].tls", "one of"),
+    ("[[listeners]]\nport = 21\nencoding = \"klingon\"\n", "line 3", "listeners[0].encoding", "unknown encoding"),
     ("[[listeners]]\nport = 21\n[[listeners]]\nport = 21\n", "line 4", "listeners[1].port", "listed twice"),
     ("[tls]\nrequire = true\n", "line 2", "tls.require", "cert is not set"),
     ("[tls]\ncert = \"/nonexistent/cert.pem\"\n", "line 2", "tls.cert", "does not exist"),

@@ -299,3 +299,22 @@ def test_unwritable_transfer_log_is_refused_clearly(tmp_path: Path):
     checked = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
     assert checked.returncode == 1
     assert f"FAIL  [logging] xferlog {blocker / 'xferlog'}: cannot write" in checked.stdout
+
+
+def test_listener_encoding_for_old_devices(tmp_path: Path, start_gateway):
+    """A cp1251 listener: a device's Cyrillic names land as real names on disk and
+    come back byte for byte."""
+    config = static_config(tmp_path)
+    text = config.read_text().replace('port = 0\n', 'port = 0\nencoding = "cp1251"\n', 1)
+    config.write_text(text)
+    server = start_gateway("-c", str(config))
+    name = "снимок 01.jpg"
+    data = os.urandom(50_000)
+    ftp = ftplib.FTP(timeout=TIMEOUT, encoding="cp1251")
+    ftp.connect(HOST, server.port)
+    ftp.login("alice", "pw")
+    ftp.storbinary(f"STOR {name}", io.BytesIO(data))
+    assert ftp.nlst() == [name]
+    assert retr(ftp, name) == data
+    ftp.quit()
+    assert (tmp_path / "files" / "alice" / name).read_bytes() == data
