@@ -87,6 +87,8 @@ def users() -> None:
 @click.option("--no-password", is_flag=True,
               help="An account that logs in without a password (for anonymous access).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--encoding", default=None, metavar="CODEC",
+              help="Code page of this account's file names (cp1251, latin-1...); default: the listener's.")
 @_limit_options
 def add(
     database_url: str | None,
@@ -97,6 +99,7 @@ def add(
     disabled: bool,
     no_password: bool,
     password_stdin: bool,
+    encoding: str | None,
     **limits: str | None,
 ) -> None:
     """Create the account LOGIN (asks for its password)."""
@@ -109,6 +112,7 @@ def add(
         admin.validate_login(login)
         admin.validate_root(storage_root)
         admin.validate_virtual_path(home_path)
+        admin.validate_encoding(encoding)
         parsed = {name: admin.parse_limit(name, value) for name, value in limits.items()}
     except admin.AccountError as exc:
         raise click.ClickException(str(exc)) from None
@@ -124,6 +128,7 @@ def add(
             enabled=not disabled,
             permissions_=[("/", True, not read_only)],
             limits=parsed,
+            encoding=encoding,
         )
 
     run_with_engine(database_url, work)
@@ -180,6 +185,7 @@ def show(database_url: str | None, login: str, as_json: bool) -> None:
     click.echo(f"password:  {'set' if account.has_password else 'none (logs in without)'}")
     click.echo(f"root:      {account.storage_root}")
     click.echo(f"home:      {account.home_path}")
+    click.echo(f"encoding:  {account.encoding or 'the listener' + chr(39) + 's'}")
     for name, value in account.limits.items():
         click.echo(f"{name.replace('_', ' ')}: {'none' if value is None else value}")
     click.echo(f"sessions:  {account.sessions}")
@@ -317,12 +323,22 @@ def limits(database_url: str | None, login: str, **changes: str | None) -> None:
 @click.argument("login")
 @click.option("--root", "storage_root", default=None, metavar="PATH|URL", help="New storage root.")
 @click.option("--home", "home_path", default=None, metavar="PATH", help="New home directory.")
-def set_(database_url: str | None, login: str, storage_root: str | None, home_path: str | None) -> None:
-    """Change where LOGIN's files live or where its sessions start."""
+@click.option("--encoding", default=None, metavar="CODEC",
+              help='Code page of file names (cp1251, latin-1...); "" for the listener\'s.')
+def set_(database_url: str | None, login: str, storage_root: str | None, home_path: str | None,
+         encoding: str | None) -> None:
+    """Change where LOGIN's files live, where its sessions start, or its encoding."""
     from gateway.users.database import admin
 
+    try:
+        if encoding:
+            admin.validate_encoding(encoding)
+    except admin.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+
     async def work(engine: Any) -> None:
-        await admin.set_home(engine, login, home_path=home_path, storage_root=storage_root)
+        await admin.set_home(engine, login, home_path=home_path, storage_root=storage_root,
+                             encoding=encoding)
 
     run_with_engine(database_url, work)
     click.echo(f"user {login!r} updated")
@@ -335,6 +351,7 @@ def _as_dict(account: Any) -> dict[str, Any]:
         "has_password": account.has_password,
         "storage_root": account.storage_root,
         "home_path": account.home_path,
+        "encoding": account.encoding,
         "limits": account.limits,
         "permissions": [
             {"path": p, "readable": r, "writable": w} for p, r, w in account.permissions

@@ -164,9 +164,12 @@ def test_metrics_and_json_logs(tmp_path: Path, start_gateway):
     ftp.storbinary("STOR m.bin", io.BytesIO(data))
     assert retr(ftp, "m.bin") == data
     ftp.quit()
+    refused = ftplib.FTP(timeout=TIMEOUT)
+    refused.connect(HOST, server.port)
     with pytest.raises(ftplib.error_perm):
-        login(server.port, "alice", "not-the-password")
-    server.wait_for(r'"message": "closed"')
+        refused.login("alice", "not-the-password")
+    refused.close()
+    server.wait_for(r'"message": "closed"', count=2)  # both sessions are over
 
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()

@@ -87,6 +87,14 @@ def test_users_round_trip(cli, database_url: str) -> None:
     assert cli(database_url, "users", "enable", "alice").exit_code == 0
     assert json.loads(cli(database_url, "users", "show", "alice", "--json").output)["enabled"] is True
 
+    # the code page of the account's file names: set, shown, refused when unknown, reset
+    assert cli(database_url, "users", "set", "alice", "--encoding", "CP1251").exit_code == 0
+    assert json.loads(cli(database_url, "users", "show", "alice", "--json").output)["encoding"] == "cp1251"
+    wrong = cli(database_url, "users", "set", "alice", "--encoding", "klingon")
+    assert wrong.exit_code == 1 and "bad encoding 'klingon'" in wrong.output
+    assert cli(database_url, "users", "set", "alice", "--encoding", "").exit_code == 0
+    assert json.loads(cli(database_url, "users", "show", "alice", "--json").output)["encoding"] is None
+
     assert cli(database_url, "users", "delete", "alice", "--yes").exit_code == 0
     assert "no users" in cli(database_url, "users", "list").output
 

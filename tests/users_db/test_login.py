@@ -310,3 +310,24 @@ async def test_password_rehashed_when_parameters_change(
     assert "s3cret" not in stored
     # and the new hash still logs in
     await in_thread(lambda: ftp_login(server.server_port, "alice", "s3cret").quit())
+
+
+async def test_account_encoding_from_the_database(database_url, root: Path, make_manager, make_server) -> None:
+    """A device account whose names travel in cp1251 on a UTF-8 listener."""
+    await add_account(database_url, "camera", "s3cret", root=root)
+    await change(database_url, admin.set_home, "camera", encoding="cp1251")
+    server = await make_server(make_manager(database_url))
+    name = "кадр-1.jpg"
+
+    def scenario() -> list[str]:
+        ftp = ftplib.FTP(timeout=30, encoding="cp1251")
+        ftp.connect("127.0.0.1", server.server_port)
+        ftp.login("camera", "s3cret")
+        try:
+            ftp.storbinary(f"STOR {name}", io.BytesIO(b"frame"))
+            return ftp.nlst()
+        finally:
+            ftp.quit()
+
+    assert await in_thread(scenario) == [name]
+    assert (root / name).read_bytes() == b"frame"

@@ -8,12 +8,16 @@ copies of one account version compare and hash equal, so they share one throttle
 
 from __future__ import annotations
 
+import codecs
 import copy
+import logging
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from gateway.users.model import Permission, User
+
+logger = logging.getLogger("gateway.users.database")
 
 __all__ = ("DatabaseUser", "Account", "account_from_rows")
 
@@ -55,6 +59,18 @@ class Account:
         return self.user.account_id
 
 
+def _known_encoding(name: str | None, login: str) -> str | None:
+    """The row's encoding, or None (the listener's) when this Python has no such codec:
+    one account's odd value must not stop its logins."""
+    if name is None:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        logger.warning("account %r: unknown encoding %r, using the listener's", login, name)
+        return None
+
+
 def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | None) -> Account:
     """Build (or reuse, when nothing changed) the account for a users row and its rules.
 
@@ -66,6 +82,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         row.login,
         row.home_path,
         row.storage_root,
+        row.encoding,
         row.maximum_connections,
         row.read_speed_limit,
         row.write_speed_limit,
@@ -86,6 +103,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         None,
         base_path=row.storage_root,
         home_path=PurePosixPath(row.home_path),
+        encoding=_known_encoding(row.encoding, row.login),
         permissions=_permissions(rules),
         maximum_connections=row.maximum_connections,
         read_speed_limit=row.read_speed_limit,

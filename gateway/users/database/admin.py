@@ -7,6 +7,7 @@ bad limit, instead of a database error.
 
 from __future__ import annotations
 
+import codecs
 import re
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class AccountInfo:
     home_path: str
     storage_root: str
     limits: dict[str, int | None]
+    encoding: str | None = None
     permissions: list[tuple[str, bool, bool]] = field(default_factory=list)
     sessions: int = 0
     created_at: float = 0.0
@@ -91,6 +93,18 @@ def validate_virtual_path(path: str) -> str:
     if ".." in parts or "." in path.split("/"):
         raise AccountError(f"bad path {path!r}: '.' and '..' are not allowed")
     return str(PurePosixPath(path))
+
+
+def validate_encoding(encoding: str | None) -> str | None:
+    """A codec Python knows, by its canonical name; None stays None (the listener's)."""
+    if encoding is None:
+        return None
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise AccountError(
+            f"bad encoding {encoding!r}: give a codec name such as cp1251, latin-1, gbk, shift_jis"
+        ) from None
 
 
 def validate_root(root: str) -> str:
@@ -144,10 +158,12 @@ async def add_user(
     enabled: bool = True,
     permissions_: list[tuple[str, bool, bool]] | None = None,
     limits: dict[str, int | None] | None = None,
+    encoding: str | None = None,
 ) -> None:
     """Create an account; ``permissions_`` defaults to read/write on ``/``."""
     validate_login(login)
     storage_root = validate_root(storage_root)
+    encoding = validate_encoding(encoding)
     home_path = validate_virtual_path(home_path)
     rules = permissions_ if permissions_ is not None else [("/", True, True)]
     rules = [(validate_virtual_path(p), r, w) for p, r, w in rules]
@@ -171,6 +187,7 @@ async def add_user(
                     enabled=enabled,
                     home_path=home_path,
                     storage_root=storage_root,
+                    encoding=encoding,
                     created_at=now,
                     updated_at=now,
                     **values,
@@ -266,8 +283,12 @@ async def set_limits(engine: AsyncEngine, login: str, changes: dict[str, Any]) -
             )
 
 
-async def set_home(engine: AsyncEngine, login: str, *, home_path: str | None = None, storage_root: str | None = None) -> None:
+async def set_home(engine: AsyncEngine, login: str, *, home_path: str | None = None,
+                   storage_root: str | None = None, encoding: str | None = None) -> None:
+    """Change where an account lives; ``encoding`` "" goes back to the listener's."""
     values: dict[str, Any] = {}
+    if encoding is not None:
+        values["encoding"] = validate_encoding(encoding) if encoding else None
     if home_path is not None:
         values["home_path"] = validate_virtual_path(home_path)
     if storage_root is not None:
@@ -287,6 +308,7 @@ def _info(row: Any, rules: list[tuple[str, bool, bool]], count: int) -> AccountI
         has_password=row.password_hash is not None,
         home_path=row.home_path,
         storage_root=row.storage_root,
+        encoding=row.encoding,
         limits={name: getattr(row, name) for name in LIMIT_FIELDS},
         permissions=rules,
         sessions=count,

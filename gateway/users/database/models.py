@@ -50,6 +50,8 @@ class UserRow(Base):
     home_path: Mapped[str] = mapped_column(Text, nullable=False, default="/")
     #: a local path or a storage URL (``s3://bucket/prefix``, ``memory://``)
     storage_root: Mapped[str] = mapped_column(Text, nullable=False)
+    #: the code page file names travel in (``cp1251``...); NULL: the listener's
+    encoding: Mapped[str | None] = mapped_column(String(64), nullable=True)
     maximum_connections: Mapped[int | None] = mapped_column(Integer, nullable=True)
     read_speed_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     write_speed_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
