@@ -163,6 +163,9 @@ class Server(
             read_speed_limit_per_connection, write_speed_limit_per_connection
         )
         self.throttle_per_user: dict[Any, StreamThrottle] = {}
+        #: sessions using each entry of throttle_per_user; the last one out removes it,
+        #: so accounts that change or go away do not accumulate
+        self._throttle_holders: dict[Any, int] = {}
         self.sessions: dict[asyncio.Task, Session] = {}
         self.server: asyncio.base_events.Server | None = None
         self.server_host: str | None = None
@@ -267,6 +270,23 @@ class Server(
                 except Exception:
                     logger.exception("closing storage backend %r failed", factory)
         logger.info("server closed")
+
+    def hold_user_throttle(self, session: Session, user: Any) -> None:
+        """Count ``session`` as a user of ``user``'s shared throttle."""
+        self.release_user_throttle(session)
+        self._throttle_holders[user] = self._throttle_holders.get(user, 0) + 1
+        session.throttle_user = user
+
+    def release_user_throttle(self, session: Session) -> None:
+        user, session.throttle_user = session.throttle_user, None
+        if user is None:
+            return
+        left = self._throttle_holders.get(user, 1) - 1
+        if left > 0:
+            self._throttle_holders[user] = left
+        else:
+            self._throttle_holders.pop(user, None)
+            self.throttle_per_user.pop(user, None)
 
     def notify(self, event: str, *args: Any) -> None:
         """Tell ``self.events`` something happened; a listener's failure stays there."""
@@ -543,6 +563,7 @@ class Server(
                 await self.user_manager.notify_logout(session.user)
             except Exception:
                 logger.exception("session %s: notify_logout failed", session.id)
+        self.release_user_throttle(session)
         if session.acquired:
             session.acquired = False
             self.available_connections.release()

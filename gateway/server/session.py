@@ -63,6 +63,7 @@ class Session:
     logged = False
     acquired = False
     address_counted = False
+    throttle_user: Any = None  # whose shared throttle this session holds
     current_directory = PurePosixPath("/")
     user_root_override: Any = None
     # transfer state

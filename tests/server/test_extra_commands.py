@@ -216,6 +216,10 @@ async def test_legacy_device_quirks(make_server, root: Path, raw) -> None:
     writer.close()
     assert (await client.reply()).code == "226"
     assert (root / "new" / "deeper" / "up.bin").read_bytes() == b"from a camera"
+    # without a data channel the STOR is refused and creates no directory
+    fresh = await raw(server)
+    await fresh.expect("STOR never/made/x.bin", "503")
+    assert not (root / "never").exists()
     reply = await client.expect("PASV", "227")
     assert len(reply.lines) == 1
     assert len((await client.expect("EPSV", "229")).lines) == 1

@@ -186,3 +186,23 @@ async def test_connections_per_address_are_limited(root: Path) -> None:
             await client.close()
         await server.close()
     assert server._per_address == {}
+
+
+async def test_per_user_throttle_state_goes_with_the_last_session(root: Path) -> None:
+    alice = User("alice", "pw", base_path=root, read_speed_limit=10 * 1024 * 1024)
+    server = gateway.Server([alice])
+    await server.start(HOST, 0)
+    try:
+        first = await RawClient.connect(server.server_port)
+        second = await RawClient.connect(server.server_port)
+        for client in (first, second):
+            await client.login("alice", "pw")
+        assert list(server.throttle_per_user) == [alice]  # one state, shared
+        tasks = list(server.sessions)
+        for client in (first, second):
+            await client.close()
+        async with asyncio.timeout(STEP):
+            await asyncio.wait(tasks)
+        assert server.throttle_per_user == {} and server._throttle_holders == {}
+    finally:
+        await server.close()

@@ -158,6 +158,7 @@ class LoginCommands(HandlerBase):
         if shared is None:
             shared = StreamThrottle.from_limits(user.read_speed_limit, user.write_speed_limit)
             self.throttle_per_user[user] = shared  # type: ignore[attr-defined]
+        self.hold_user_throttle(connection, user)  # type: ignore[attr-defined]
         candidates = {
             "server_global": self.throttle,  # type: ignore[attr-defined]
             "server_per_connection": self.throttle_per_connection,  # type: ignore[attr-defined]
@@ -176,6 +177,7 @@ class LoginCommands(HandlerBase):
     async def _forget_user(self, connection: Any) -> None:
         user = connection.user
         connection.user = None
+        self.release_user_throttle(connection)  # type: ignore[attr-defined]
         if connection.logged:
             # logging in again: a fresh login deadline
             connection.logged = False

@@ -217,6 +217,10 @@ class TransferCommands(HandlerBase):
             if quirks is None or not quirks.stor_creates_parents or await path_io.exists(real.parent):
                 connection.response("550", "no such directory")
                 return True
+            if not _data_channel_prepared(connection):
+                # a transfer that cannot run creates nothing
+                connection.response("503", NO_DATA_CHANNEL)
+                return True
             await path_io.mkdir(real.parent, parents=True)
         exists = await path_io.exists(real)
         if append:
@@ -299,12 +303,8 @@ class TransferCommands(HandlerBase):
         self, connection: Any, body: Body, code: str, info: str, record: TransferRecord | None = None
     ) -> bool:
         """Check a data channel is prepared, start ``body(stream)`` as a worker, reply 1xx."""
-        if (
-            connection.passive_server is None
-            and connection.data_connection is None
-            and connection.active_address is None
-        ):
-            connection.response("503", "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)")
+        if not _data_channel_prepared(connection):
+            connection.response("503", NO_DATA_CHANNEL)
             return True
         if connection.extra_workers:
             connection.response("425", "a transfer is already in progress")
@@ -390,6 +390,18 @@ class TransferCommands(HandlerBase):
             return None
         del connection.data_connection
         return stream
+
+
+NO_DATA_CHANNEL = "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)"
+
+
+def _data_channel_prepared(connection: Any) -> bool:
+    """PASV/EPSV listening, PORT/EPRT given, or a data connection already open."""
+    return not (
+        connection.passive_server is None
+        and connection.data_connection is None
+        and connection.active_address is None
+    )
 
 
 def _block_size(server: Any, stream: Any) -> int:
