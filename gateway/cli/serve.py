@@ -47,17 +47,19 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
     """Run the FTP server.
 
     With no configuration it serves 127.0.0.1:2121 with accounts in the SQLite file
-    gateway.sqlite3 (created on first start) and files under var/ftp.
+    gateway.sqlite3 (created on first start) and files under var/ftp.  SIGTERM or
+    SIGINT stop it gracefully; SIGHUP reloads the certificate and the configuration.
     """
     from gateway.config import ConfigError, load_settings
     from gateway.observe.logs import configure_logging
     from gateway.service.build import StartError
 
+    flags = {
+        "host": host, "port": port, "root": root, "database_url": database_url,
+        "log_level": log_level, "log_format": log_format,
+    }
     try:
-        settings = load_settings(config_file, flags={
-            "host": host, "port": port, "root": root, "database_url": database_url,
-            "log_level": log_level, "log_format": log_format,
-        })
+        settings = load_settings(config_file, flags=flags)
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from None
     try:
@@ -78,7 +80,11 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
     loop_name = _install_uvloop(tls=settings.tls.configured)
     logging.getLogger("gateway").info("event loop: %s", loop_name)
     try:
-        asyncio.run(run_serve(settings, announce=lambda text: click.echo(text, err=True)))
+        asyncio.run(run_serve(
+            settings,
+            announce=lambda text: click.echo(text, err=True),
+            reload=lambda: load_settings(config_file, flags=flags),
+        ))
     except StartError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -88,8 +88,13 @@ async def serve(
     running: Running | None = None,
     announce: Callable[[str], None] = print,
     install_signals: bool = True,
+    reload: Callable[[], Settings] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or ``running.stop`` is set), then shut down."""
+    """Serve until SIGTERM/SIGINT (or ``running.stop`` is set), then shut down.
+
+    With ``reload`` (how to load the configuration again), SIGHUP applies a renewed
+    certificate and changed settings in place (``gateway.service.reload``).
+    """
     running = running or Running()
     events, closers = _events(settings)
     manager = build_user_manager(settings)
@@ -106,6 +111,18 @@ async def serve(
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop)
+        if reload is not None:
+            in_force = [settings]
+
+            def hangup() -> None:
+                from gateway.service.reload import apply_reload
+
+                try:
+                    in_force[0] = apply_reload(in_force[0], reload, started, manager)
+                except Exception:
+                    logger.exception("reload failed; the running configuration stays")
+
+            loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         if connect is not None:
             try:
@@ -144,7 +161,7 @@ async def serve(
         forced.cancel()
     finally:
         if install_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signum)
         for server in started:

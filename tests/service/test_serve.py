@@ -321,3 +321,66 @@ def test_listener_encoding_for_old_devices(tmp_path: Path, start_gateway):
     assert retr(ftp, name) == data
     ftp.quit()
     assert (tmp_path / "files" / "alice" / name).read_bytes() == data
+
+
+def test_sighup_reloads_the_certificate_and_accounts(tmp_path: Path, start_gateway):
+    import signal
+    import ssl
+
+    ca = trustme.CA()
+    cert_file = tmp_path / "cert.pem"
+    first_cert = ca.issue_cert(HOST)
+    first_cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    def config_text(users: str) -> str:
+        return f"""
+[[listeners]]
+host = "{HOST}"
+port = 0
+
+[tls]
+cert = "{cert_file}"
+
+[storage]
+root = "{tmp_path / 'files'}"
+{users}
+"""
+
+    alice = f'[[users.static]]\nlogin = "alice"\npassword_hash = "{hash_password(tmp_path, "pw")}"\n'
+    bob = f'[[users.static]]\nlogin = "bob"\npassword_hash = "{hash_password(tmp_path, "pw2")}"\n'
+    config = tmp_path / "gateway.toml"
+    config.write_text(config_text(alice))
+    server = start_gateway("-c", str(config))
+
+    def tls_login(user: str, password: str) -> tuple[ftplib.FTP_TLS, bytes]:
+        ftp = ftplib.FTP_TLS(context=client_context, timeout=TIMEOUT)
+        ftp.connect(HOST, server.port)
+        ftp.login(user, password)  # AUTH TLS first
+        return ftp, ftp.sock.getpeercert(binary_form=True)
+
+    def der(cert: trustme.LeafCert) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+
+    staying, served = tls_login("alice", "pw")
+    assert served == der(first_cert)
+    with pytest.raises(ftplib.error_perm):
+        tls_login("bob", "pw2")
+
+    second_cert = ca.issue_cert(HOST)  # the renewed certificate
+    second_cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    config.write_text(config_text(alice + bob))
+    server.signal(signal.SIGHUP)
+    server.wait_for("configuration reloaded")
+    ftp, served = tls_login("bob", "pw2")
+    assert served == der(second_cert)
+    ftp.quit()
+    assert staying.voidcmd("NOOP").startswith("200")  # sessions in progress go on
+
+    config.write_text("[limits]\nidle_timeout = \"never\"\n")  # a broken edit
+    server.signal(signal.SIGHUP)
+    server.wait_for("reload refused, the running configuration stays")
+    ftp, _ = tls_login("bob", "pw2")
+    ftp.quit()
+    staying.quit()
