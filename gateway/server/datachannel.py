@@ -87,8 +87,11 @@ class PortPool:
             self._free.append(port)
 
 
-async def open_passive_listener(session: Session) -> int:
-    """Start (or reuse) the session's passive listener; return its port."""
+async def open_passive_listener(session: Session, prefer_port: int | None = None) -> int:
+    """Start (or reuse) the session's passive listener; return its port.
+
+    ``prefer_port``: reopen on this port (the one the client was already told).
+    """
     server = session.server
     tls = session.data_protection == "P"
     if session.passive_server is not None:
@@ -109,6 +112,21 @@ async def open_passive_listener(session: Session) -> int:
 
     host = session.server_host
     pool: PortPool = server.data_port_pool
+    if prefer_port is not None:
+        try:
+            listener = await _start_listener(
+                accepted, host, prefer_port, context, server.tls_handshake_timeout
+            )
+        except OSError:
+            pass  # taken meanwhile: a new port, which the client learns from its next PASV
+        else:
+            if pool.enabled and prefer_port in pool.candidates():
+                pool.take(prefer_port)
+                session.passive_port_from_pool = prefer_port
+            else:
+                session.passive_port_from_pool = None
+            session.passive_server = listener
+            return prefer_port
     if not pool.enabled:
         listener = await _start_listener(accepted, host, 0, context, server.tls_handshake_timeout)
         session.passive_server = listener
@@ -156,6 +174,19 @@ async def _start_listener(
         ssl=context,
         ssl_handshake_timeout=handshake_timeout,
     )
+
+
+async def match_passive_listener_to_prot(session: Session) -> None:
+    """After PROT C following PASV under PROT P, the listener still speaks TLS from the
+    first byte while the client will now connect in clear: reopen it in clear on the
+    same port.  (The other way round, a clear listener is upgraded at accept time.)"""
+    if session.passive_server is None or not getattr(session, "passive_tls", False):
+        return
+    if session.data_protection == "P":
+        return
+    port = session.passive_server.sockets[0].getsockname()[1]
+    await close_passive_listener(session)
+    await open_passive_listener(session, prefer_port=port)
 
 
 async def close_passive_listener(session: Session) -> None:

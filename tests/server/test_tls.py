@@ -367,3 +367,30 @@ async def test_protected_data_connection_from_another_address_is_dropped(
     assert await read_all(reader) == b"protected data"
     writer.close()
     assert (await client.reply()).code == "226"
+
+
+async def test_prot_c_after_pasv_under_prot_p(make_server, server_tls, ca, root: Path) -> None:
+    """PASV while PROT P, then PROT C: the data connection on the announced port is
+    clear text, as the client now expects."""
+    (root / "blob").write_bytes(b"in the clear")
+    server = await make_server(tls_context=server_tls)
+    context = client_tls_version(ca, ssl.TLSVersion.TLSv1_3)
+
+    def scenario() -> bytes:
+        ftp = ftplib.FTP_TLS(context=context, timeout=STEP)
+        ftp.connect(HOST, server.server_port)
+        ftp.auth()
+        ftp.login()
+        ftp.prot_p()
+        host, port = ftplib.parse227(ftp.sendcmd("PASV"))
+        assert ftp.sendcmd("PROT C").startswith("200")
+        with socket.create_connection((host, port), timeout=STEP) as data:
+            assert ftp.sendcmd("RETR blob").startswith("150")
+            received = b""
+            while chunk := data.recv(65536):
+                received += chunk
+        assert ftp.voidresp().startswith("226")
+        ftp.quit()
+        return received
+
+    assert await in_thread(scenario) == b"in the clear"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from gateway.server.datachannel import match_passive_listener_to_prot
 from gateway.server.handlers.base import HandlerBase
 
 __all__ = ("TlsCommands",)
@@ -76,6 +77,7 @@ class TlsCommands(HandlerBase):
                 connection.response("534", "clear data connections are refused by policy")
                 return True
             connection.data_protection = "C"
+            await match_passive_listener_to_prot(connection)
             connection.response("200", "data connections will be clear")
         elif level in ("S", "E"):
             connection.response("536", f"PROT {level} not supported")
