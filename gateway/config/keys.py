@@ -71,6 +71,25 @@ def _encoding(value: Any) -> str:
         ) from None
 
 
+def _account(value: Any) -> tuple[str, str | None]:
+    """"user" or "user:group", both existing on this system."""
+    import grp
+    import pwd
+
+    text = v.to_str(value).strip()
+    user, _, group = text.partition(":")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise v.ValueProblem(f"no system user {user!r}") from None
+    if group:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            raise v.ValueProblem(f"no system group {group!r}") from None
+    return user, group or None
+
+
 def _level(value: Any) -> str:
     return v.to_choice(value, ("debug", "info", "warning", "error"))
 
@@ -81,6 +100,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "welcome_message": Key(v.to_str, "the 220 greeting", "\"gateway FTP server ready\""),
         "device_quirks": Key(_names, "legacy device replies to turn on: allo_ok, mkd_existing_ok, site_noop, stor_creates_parents, or all", "[]"),
         "allow_fxp": Key(_names, "logins allowed PORT/EPRT to other hosts (site-to-site); \"*\" for all", "[]"),
+        "run_as": Key(_account, "after binding the listeners (port 21 needs root), switch to this system user (\"ftp\" or \"ftp:ftp\")", "stay as started"),
     },
     ("tls",): {
         "cert": Key(_path, "certificate chain (PEM) for FTPS", "none"),

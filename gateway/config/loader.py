@@ -319,6 +319,7 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         welcome_message=server.get("welcome_message", Settings.welcome_message),
         device_quirks=tuple(quirks),
         allow_fxp=tuple(server.get("allow_fxp", ())),
+        run_as=server.get("run_as"),
         source=str(sources.file) if sources.file else None,
     )
 

@@ -173,5 +173,7 @@ class Settings:
     device_quirks: tuple[str, ...] = ()
     #: logins allowed site-to-site (FXP) transfers; ("*",) for everyone
     allow_fxp: tuple[str, ...] = ()
+    #: (user, group or None) to switch to once the listeners are bound
+    run_as: tuple[str, str | None] | None = None
     #: where the file came from, for messages
     source: str | None = None

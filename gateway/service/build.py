@@ -7,6 +7,7 @@ certificate that does not load, a package that is missing) fails here with a
 
 from __future__ import annotations
 
+import os
 import secrets
 import ssl
 from pathlib import Path
@@ -78,7 +79,13 @@ def _static_user(settings: Settings, entry: StaticUser) -> User:
     root = entry.root or f"{settings.storage.root.rstrip('/')}/{entry.login}"
     if "://" not in root:
         root_path = Path(root)
-        root_path.mkdir(parents=True, exist_ok=True)
+        if not root_path.exists():
+            root_path.mkdir(parents=True)
+            if settings.run_as is not None:
+                # made by root before the switch: hand it to the account that serves it
+                from gateway.service.privileges import account_ids
+
+                os.chown(root_path, *account_ids(*settings.run_as))
         base: str | Path = root_path.resolve()
     else:
         base = root

@@ -149,6 +149,18 @@ async def serve(
                 except OSError as exc:
                     raise StartError(f"[metrics] listen {host}:{port}: {exc.strerror or exc}") from None
                 announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics")
+        if settings.run_as is not None:
+            from gateway.service.privileges import drop_privileges
+
+            user, group = settings.run_as
+            try:
+                drop_privileges(user, group)
+            except OSError as exc:
+                raise StartError(
+                    f"[server] run_as: cannot switch to {user!r} ({exc.strerror or exc}); "
+                    "start as root to bind the ports and switch, or leave run_as out"
+                ) from None
+            announce(f"gateway: running as {user}" + (f":{group}" if group else ""))
         await running.stop.wait()
         logger.info("stopping: transfers get %.0f s to finish", settings.shutdown_grace)
         shutdowns = asyncio.gather(*(s.shutdown(settings.shutdown_grace) for s in started))

@@ -384,3 +384,42 @@ root = "{tmp_path / 'files'}"
     ftp, _ = tls_login("bob", "pw2")
     ftp.quit()
     staying.quit()
+
+
+def test_run_as_gives_up_root_after_binding(tmp_path: Path, start_gateway):
+    """Started as root (to bind port 21), serving as an unprivileged account: the
+    process's ids change and uploads belong to that account.  Not started as root,
+    the same setting stops the start with a clear message."""
+    import pwd
+    import tempfile
+
+    public = Path(tempfile.mkdtemp(prefix="gateway-run-as-"))
+    public.chmod(0o755)  # the unprivileged account must reach the storage root
+    try:
+        config = static_config(tmp_path, extra='[server]\nrun_as = "nobody"\n')
+        config.write_text(config.read_text().replace(str(tmp_path / "files"), str(public / "files")))
+        nobody = pwd.getpwnam("nobody")
+        if os.geteuid() != 0:
+            refused = run_cli("serve", "-c", str(config), cwd=tmp_path)
+            assert refused.returncode == 1 and "run_as: cannot switch to 'nobody'" in refused.stderr
+            return
+        server = start_gateway("-c", str(config))
+        server.wait_for("running as nobody")
+        status = Path(f"/proc/{server.popen.pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+        assert uids == [str(nobody.pw_uid)] * 4
+        ftp = login(server.port, "alice", "pw")
+        ftp.storbinary("STOR owned.bin", io.BytesIO(b"by nobody"))
+        ftp.quit()
+        stored = public / "files" / "alice" / "owned.bin"
+        assert stored.read_bytes() == b"by nobody" and stored.stat().st_uid == nobody.pw_uid
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def test_run_as_names_an_unknown_account(tmp_path: Path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server]\nrun_as = "no-such-account-here"\n')
+    done = run_cli("serve", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "line 2: server.run_as: no system user 'no-such-account-here'" in done.stderr
