@@ -86,3 +86,18 @@ def test_dockerfile_ships_what_the_stack_runs():
     assert 'ENTRYPOINT ["gateway"]' in text
     for port in ("2121", "30000-30009", "9121"):
         assert port in text
+
+
+def test_gateway_healthcheck_greets(tmp_path, start_gateway):
+    """The compose healthcheck's command, run against a real server on its port."""
+    import subprocess
+    import sys
+
+    command = compose()["services"]["gateway"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"]
+    server = start_gateway("--port", "0")
+    probe = command[3].replace("2121", str(server.port))
+    assert subprocess.run([sys.executable, "-c", probe], timeout=30).returncode == 0
+    server.signal()
+    server.wait_exit()
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30).returncode != 0
