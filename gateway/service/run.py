@@ -102,6 +102,7 @@ async def serve(
     connect = getattr(manager, "connect", None)
     started: list[Any] = []
     loop = asyncio.get_running_loop()
+    in_force = [settings]  # what SIGHUP last applied
     if install_signals:
         # before anything is announced: whoever sees "serving" may already signal
         def stop() -> None:
@@ -112,7 +113,6 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop)
         if reload is not None:
-            in_force = [settings]
 
             def hangup() -> None:
                 from gateway.service.reload import apply_reload
@@ -162,8 +162,9 @@ async def serve(
                 ) from None
             announce(f"gateway: running as {user}" + (f":{group}" if group else ""))
         await running.stop.wait()
-        logger.info("stopping: transfers get %.0f s to finish", settings.shutdown_grace)
-        shutdowns = asyncio.gather(*(s.shutdown(settings.shutdown_grace) for s in started))
+        grace = in_force[0].shutdown_grace
+        logger.info("stopping: transfers get %.0f s to finish", grace)
+        shutdowns = asyncio.gather(*(s.shutdown(grace) for s in started))
         forced = asyncio.ensure_future(running.force.wait())
         done, _ = await asyncio.wait([shutdowns, forced], return_when=asyncio.FIRST_COMPLETED)
         if forced in done and not shutdowns.done():
