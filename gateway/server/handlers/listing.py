@@ -32,19 +32,29 @@ class ListingCommands(HandlerBase):
     async def mlsd(self, connection: Any, rest: str) -> bool:
         return await self._listing(connection, rest, "mlsd")
 
-    async def _listing(self, connection: Any, argument: str, kind: str) -> bool:
+    async def _listing_target(
+        self, connection: Any, argument: str, globbing: bool
+    ) -> tuple[Any, Any, bool, str | None] | None:
+        """(real path, virtual path, is a directory, glob pattern) of what to list, or
+        None once the refusal (550, or the permission reply) has been sent."""
         pattern = None
-        if kind != "mlsd" and _GLOB_CHARS & set(argument.rpartition("/")[2]):
+        if globbing and _GLOB_CHARS & set(argument.rpartition("/")[2]):
             head, slash, pattern = argument.rpartition("/")
             argument = (head or "/") if slash else ""
         real, virtual = await self.resolve(connection, argument)
         path_io = connection.path_io
         if not await path_io.exists(real):
             connection.response("550", "path does not exists")
-            return True
+            return None
         if not await self.can(connection, virtual, "readable"):
+            return None
+        return real, virtual, await path_io.is_dir(real), pattern
+
+    async def _listing(self, connection: Any, argument: str, kind: str) -> bool:
+        target = await self._listing_target(connection, argument, globbing=kind != "mlsd")
+        if target is None:
             return True
-        is_dir = await path_io.is_dir(real)
+        real, virtual, is_dir, pattern = target
         if kind == "mlsd" and not is_dir:
             connection.response("501", "MLSD needs a directory; use MLST for a file")
             return True

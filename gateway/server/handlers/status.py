@@ -15,7 +15,6 @@ __all__ = ("StatusCommands",)
 
 #: How long REIN lets a running transfer finish (RFC 959: it completes first).
 REIN_GRACE = 30.0
-_GLOB_CHARS = frozenset("*?[")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
@@ -61,18 +60,10 @@ class StatusCommands(HandlerBase):
     async def _stat_path(self, connection: Any, argument: str) -> bool:
         """RFC 959 STAT with a pathname: a LIST over the control connection (212 for a
         directory, 213 for a file), for clients that avoid a data connection."""
-        pattern = None
-        if _GLOB_CHARS & set(argument.rpartition("/")[2]):
-            head, slash, pattern = argument.rpartition("/")
-            argument = (head or "/") if slash else ""
-        real, virtual = await self.resolve(connection, argument)
-        path_io = connection.path_io
-        if not await path_io.exists(real):
-            connection.response("550", "path does not exists")
+        target = await self._listing_target(connection, argument, globbing=True)  # type: ignore[attr-defined]
+        if target is None:
             return True
-        if not await self.can(connection, virtual, "readable"):
-            return True
-        is_dir = await path_io.is_dir(real)
+        real, virtual, is_dir, pattern = target
         lines = [f"Status of {virtual}:"]
         async for line in self._listing_lines(connection, real, is_dir, "list", pattern):  # type: ignore[attr-defined]
             lines.append(line.rstrip("\r\n"))
