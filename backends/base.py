@@ -28,6 +28,7 @@ __all__ = (
     "AbstractPathIO",
     "AsyncLister",
     "AsyncPathIOContext",
+    "HandleMethods",
     "PathIONursery",
     "universal_exception",
     "with_timeout",
@@ -366,3 +367,49 @@ class PathIONursery:
         if self.state is None:
             self.state = instance.state
         return instance
+
+
+class HandleMethods:
+    """``seek``/``read``/``write``/``close``/``abort`` for a backend whose open handles
+    do the work themselves (object stores: S3, fsspec).
+
+    ``writer_type`` is the class ``_open`` returns for writing; any other handle is a
+    reader.  Readers have ``read(n)`` (a coroutine), ``seek`` and ``close`` (plain or
+    a coroutine); writers have ``write``, ``commit`` and ``abort`` coroutines and
+    ``seek``.  Put it before ``AbstractPathIO`` in the bases.
+    """
+
+    writer_type: type = type(None)
+
+    @universal_exception
+    @with_timeout
+    async def seek(self, file: Any, offset: int, whence: int = io.SEEK_SET) -> int:
+        return file.seek(offset, whence)
+
+    @universal_exception
+    @with_timeout
+    async def write(self, file: Any, data: bytes) -> None:
+        if not isinstance(file, self.writer_type):
+            raise io.UnsupportedOperation("not writable")
+        await file.write(data)
+
+    @universal_exception
+    @with_timeout
+    async def read(self, file: Any, block_size: int) -> bytes:
+        if isinstance(file, self.writer_type):
+            raise io.UnsupportedOperation("not readable")
+        return await file.read(block_size)
+
+    @universal_exception
+    async def close(self, file: Any) -> None:
+        if isinstance(file, self.writer_type):
+            await file.commit()
+        elif inspect.isawaitable(closing := file.close()):
+            await closing
+
+    @universal_exception
+    async def abort(self, file: Any) -> None:
+        if isinstance(file, self.writer_type):
+            await file.abort()
+        elif inspect.isawaitable(closing := file.close()):
+            await closing

@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
 from .base import AbstractAsyncLister, AbstractPathIO, AsyncLister, universal_exception
-from .errors import PathIsNotAbsolute
+from .paths import absolute_parts, seek_target
 
 __all__ = ("MemoryPathIO", "MemoryStat")
 
@@ -128,14 +128,7 @@ class _MemoryFile:
         self.position = position + len(data)
 
     def seek(self, offset: int, whence: int) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self.position + offset
-        elif whence == io.SEEK_END:
-            position = len(self.data) + offset
-        else:
-            raise ValueError(f"invalid whence {whence!r}")
+        position = seek_target(offset, whence, self.position, len(self.data))
         if position < 0:
             raise _os_error(errno.EINVAL, self.path)
         self.position = position
@@ -168,17 +161,7 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @staticmethod
     def _parts(path: PurePosixPath | str) -> tuple[PurePosixPath, list[str]]:
-        path = PurePosixPath(path)
-        if not path.is_absolute():
-            raise PathIsNotAbsolute(path)
-        parts: list[str] = []
-        for part in path.parts[1:]:
-            if part == "..":
-                if parts:
-                    parts.pop()
-            else:
-                parts.append(part)
-        return path, parts
+        return absolute_parts(path)
 
     def _walk(self, path: PurePosixPath, parts: list[str]) -> _Node:
         node: _Node = self._root

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import io
 import os
 import stat as stat_module
 from collections.abc import AsyncIterator, Mapping
@@ -23,6 +22,7 @@ from ..base import (
     AbstractAsyncLister,
     AbstractPathIO,
     AsyncLister,
+    HandleMethods,
     PathIONursery,
     universal_exception,
     with_timeout,
@@ -105,11 +105,12 @@ class FsspecFactory(PathIONursery):
         await self.state.aclose()
 
 
-class FsspecPathIO(AbstractPathIO[PurePosixPath]):
+class FsspecPathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
     """Files and directories of one fsspec filesystem, below one root."""
 
     #: what monitoring calls this storage (metrics labels)
     backend_name = "fsspec"
+    writer_type = Writer
 
     def __init__(self, timeout: float | None = None, connection: Any = None,
                  state: FsspecStore | None = None) -> None:
@@ -469,38 +470,6 @@ class FsspecPathIO(AbstractPathIO[PurePosixPath]):
         return FileSink(file, store.in_thread, store.settings.write_chunk, finish, discard,
                         store.spawn)
 
-    @universal_exception
-    @with_timeout
-    async def seek(self, file: ChunkReader | Writer, offset: int, whence: int = io.SEEK_SET) -> int:
-        return file.seek(offset, whence)
-
-    @universal_exception
-    @with_timeout
-    async def write(self, file: ChunkReader | Writer, data: bytes) -> None:
-        if not isinstance(file, Writer):
-            raise io.UnsupportedOperation("not writable")
-        await file.write(data)
-
-    @universal_exception
-    @with_timeout
-    async def read(self, file: ChunkReader | Writer, block_size: int) -> bytes:
-        if not isinstance(file, ChunkReader):
-            raise io.UnsupportedOperation("not readable")
-        return await file.read(block_size)
-
-    @universal_exception
-    async def close(self, file: ChunkReader | Writer) -> None:
-        if isinstance(file, Writer):
-            await file.commit()
-        else:
-            await file.close()
-
-    @universal_exception
-    async def abort(self, file: ChunkReader | Writer) -> None:
-        if isinstance(file, Writer):
-            await file.abort()
-        else:
-            await file.close()
 
 
 def _ranged(reader: ChunkReader) -> Any:

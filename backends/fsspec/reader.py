@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..paths import seek_target
+
 __all__ = ("ChunkReader", "FileObjectFetcher")
 
 Fetch = Callable[[int, int], Awaitable[bytes]]
@@ -114,14 +116,7 @@ class ChunkReader:
         return b"".join(parts)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            target = offset
-        elif whence == io.SEEK_CUR:
-            target = self.position + offset
-        elif whence == io.SEEK_END:
-            target = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
+        target = seek_target(offset, whence, self.position, self.size)
         if target < 0:
             raise ValueError("negative seek position")
         if target != self.position:

@@ -22,7 +22,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath
 
-from ..errors import PathEscapesRoot, PathIsNotAbsolute
+from ..errors import PathEscapesRoot
+from ..paths import absolute_parts
 
 __all__ = ("FORCE_PREFIX", "RootURL", "confine", "not_found", "parse_root", "root_path", "to_fs_path")
 
@@ -68,16 +69,7 @@ def root_path(stripped: str) -> PurePosixPath:
 
 def confine(path: PurePath | str, root: PurePosixPath) -> PurePosixPath:
     """``path`` normalized (``..`` resolved lexically), refused if it leaves ``root``."""
-    path = PurePosixPath(path)
-    if not path.is_absolute():
-        raise PathIsNotAbsolute(path)
-    parts: list[str] = []
-    for part in path.parts[1:]:
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
+    path, parts = absolute_parts(path)
     normal = PurePosixPath("/", *parts)
     if normal != root and root not in normal.parents:
         raise PathEscapesRoot(errno.EACCES, "path outside the storage root", str(path))

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from ..paths import seek_target
+
 __all__ = ("FileSink", "Sink", "Writer")
 
 ReadRange = Callable[[int, int], Awaitable[bytes]]
@@ -101,10 +103,7 @@ class Writer:
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if self.mode == "a":
             return self.position  # appends land at the end, as O_APPEND does
-        if whence == io.SEEK_CUR:
-            offset += self.position
-        elif whence == io.SEEK_END:
-            offset += self._base_size
+        offset = seek_target(offset, whence, self.position, self._base_size)
         if offset == self.position:
             return offset
         if self._started or self.mode != "r+" or not 0 <= offset <= self._base_size:

@@ -15,6 +15,8 @@ import mmap
 import time
 from typing import Any
 
+from ..paths import seek_target
+
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ("PartBody", "PartBuffer", "send_while_moving")
@@ -49,14 +51,7 @@ class PartBody(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = len(self._view) + offset
-        else:
-            raise ValueError(f"invalid whence {whence!r}")
+        position = seek_target(offset, whence, self._position, len(self._view))
         if position < 0:
             raise ValueError(f"negative seek position {position}")
         self._position = position

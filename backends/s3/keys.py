@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ..errors import PathIsNotAbsolute
+from ..paths import absolute_parts
 
 __all__ = (
     "MAX_KEY_BYTES",
@@ -59,16 +59,7 @@ def locate(path: PurePosixPath | str) -> Location:
     ``..`` is resolved lexically, as the memory backend does; an absolute path is
     required because a relative one would have no bucket.
     """
-    path = PurePosixPath(path)
-    if not path.is_absolute():
-        raise PathIsNotAbsolute(path)
-    parts: list[str] = []
-    for part in path.parts[1:]:
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
+    path, parts = absolute_parts(path)
     if not parts:
         return Location("", "")
     key = "/".join(parts[1:])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import io
 import logging
 import os
 import stat as stat_module
@@ -22,6 +21,7 @@ from ..base import (
     AbstractAsyncLister,
     AbstractPathIO,
     AsyncLister,
+    HandleMethods,
     PathIONursery,
     universal_exception,
     with_timeout,
@@ -119,11 +119,12 @@ class S3Factory(PathIONursery):
         await self.state.aclose()
 
 
-class S3PathIO(AbstractPathIO[PurePosixPath]):
+class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
     """Files and directories in S3 buckets, addressed as ``/bucket/key``."""
 
     #: what monitoring calls this storage (metrics labels)
     backend_name = "s3"
+    writer_type = S3Writer
 
     def __init__(self, timeout: float | None = None, connection: Any = None,
                  state: S3Store | None = None) -> None:
@@ -533,35 +534,3 @@ class S3PathIO(AbstractPathIO[PurePosixPath]):
         return S3Writer(self._store, location.bucket, location.key, mode=writer_mode,
                         base=info, where=str(path))
 
-    @universal_exception
-    @with_timeout
-    async def seek(self, file: S3Reader | S3Writer, offset: int, whence: int = io.SEEK_SET) -> int:
-        return file.seek(offset, whence)
-
-    @universal_exception
-    @with_timeout
-    async def write(self, file: S3Reader | S3Writer, data: bytes) -> None:
-        if not isinstance(file, S3Writer):
-            raise io.UnsupportedOperation("not writable")
-        await file.write(data)
-
-    @universal_exception
-    @with_timeout
-    async def read(self, file: S3Reader | S3Writer, block_size: int) -> bytes:
-        if not isinstance(file, S3Reader):
-            raise io.UnsupportedOperation("not readable")
-        return await file.read(block_size)
-
-    @universal_exception
-    async def close(self, file: S3Reader | S3Writer) -> None:
-        if isinstance(file, S3Writer):
-            await file.commit()
-        else:
-            file.close()
-
-    @universal_exception
-    async def abort(self, file: S3Reader | S3Writer) -> None:
-        if isinstance(file, S3Writer):
-            await file.abort()
-        else:
-            file.close()

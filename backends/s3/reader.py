@@ -27,6 +27,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from ..paths import seek_target
 from .errors import translated
 
 __all__ = ("S3Reader",)
@@ -178,14 +179,7 @@ class S3Reader:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self.position + offset
-        elif whence == io.SEEK_END:
-            position = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence!r}")
+        position = seek_target(offset, whence, self.position, self.size)
         if position < 0:
             raise OSError(errno.EINVAL, "negative seek position", self.where)
         if position != self.position:

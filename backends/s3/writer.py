@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..paths import seek_target
 from .body import PartBody, PartBuffer, send_while_moving
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
@@ -176,12 +177,8 @@ class S3Writer:
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         end = self.start + self.written
-        if whence == io.SEEK_CUR:
-            offset += end
-        elif whence == io.SEEK_END:
-            offset += self.base.size if (self.base is not None and not self._started) else end
-        elif whence != io.SEEK_SET:
-            raise ValueError(f"invalid whence {whence!r}")
+        size = self.base.size if (self.base is not None and not self._started) else end
+        offset = seek_target(offset, whence, end, size)
         if offset == end:
             return offset
         if self.mode == "a":
