@@ -24,9 +24,9 @@ from backends import backend_for_root
 from backends.s3 import WRITE_BUFFERS, S3Settings
 from backends.s3 import client as s3_client
 from gateway import Server, User
+from tests.proxy import FaultProxy
 
 from .conftest import MIB, PART_SIZE, PARTS_IN_FLIGHT, all_keys, open_uploads, raw_client
-from .proxy import FaultProxy
 from .seaweed import S3Endpoint
 
 HOST = "127.0.0.1"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.proxy import FaultProxy
 from tests.users_db.conftest import add_account, eventually, ftp_connect, ftp_login, in_thread
-from tests.users_db.proxy import CuttableProxy
 
 
 class SqliteOutage:
@@ -40,7 +40,7 @@ class SqliteOutage:
 class PostgresOutage:
     """PostgreSQL unreachable: the link through a relay is cut."""
 
-    def __init__(self, proxy: CuttableProxy, url: str) -> None:
+    def __init__(self, proxy: FaultProxy, url: str) -> None:
         self.proxy = proxy
         self.url = url
 
@@ -57,7 +57,7 @@ async def outage(database_kind: str, database_url: str) -> AsyncIterator[Any]:
         yield SqliteOutage(database_url)
         return
     url = make_url(database_url)
-    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy = FaultProxy((url.host or "127.0.0.1", url.port or 5432))
     await proxy.start()
     try:
         yield PostgresOutage(

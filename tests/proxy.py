@@ -1,4 +1,5 @@
-"""A TCP proxy in front of the S3 endpoint that can cut it off, for fault tests.
+"""A TCP proxy in front of a service (the S3 endpoint, PostgreSQL) that can cut it
+off or stall it, for fault tests.
 
 ``cut()`` resets every open connection and every new one until ``restore()``: to
 botocore the endpoint is gone, as when S3 is unreachable mid-transfer.  ``stall()``
@@ -26,9 +27,12 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 class FaultProxy:
-    def __init__(self, endpoint_url: str) -> None:
-        parts = urlsplit(endpoint_url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+    def __init__(self, target: str | tuple[str, int]) -> None:
+        """``target``: an ``http://host:port`` URL or a (host, port) pair."""
+        if isinstance(target, str):
+            parts = urlsplit(target)
+            target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.target = target
         self.down = False
         self.flowing = asyncio.Event()
         self.flowing.set()
