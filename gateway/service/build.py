@@ -20,7 +20,14 @@ from gateway.server.events import ServerEvents
 from gateway.server.quirks import DeviceQuirks
 from gateway.users import AbstractUserManager, MemoryUserManager, Permission, User
 
-__all__ = ("StartError", "StaticUserManager", "build_servers", "build_user_manager", "tls_context")
+__all__ = (
+    "StartError",
+    "StaticUserManager",
+    "build_servers",
+    "build_user_manager",
+    "static_user",
+    "tls_context",
+)
 
 
 class StartError(RuntimeError):
@@ -75,7 +82,8 @@ class StaticUserManager(MemoryUserManager):
         return ok and user is not self._nobody
 
 
-def _static_user(settings: Settings, entry: StaticUser) -> User:
+def static_user(settings: Settings, entry: StaticUser) -> User:
+    """The ``User`` for a [[users.static]] entry; a missing local root is created."""
     root = entry.root or f"{settings.storage.root.rstrip('/')}/{entry.login}"
     if "://" not in root:
         root_path = Path(root)
@@ -117,7 +125,7 @@ def build_user_manager(settings: Settings) -> AbstractUserManager:
     ))
     if users.source == "static":
         return StaticUserManager(
-            [_static_user(settings, entry) for entry in users.static], login_limiter=limiter
+            [static_user(settings, entry) for entry in users.static], login_limiter=limiter
         )
     from gateway.users.database import DatabaseUserManager
 

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.common import AvailableConnections
 from gateway.config import ConfigError
 from gateway.config.model import Settings
-from gateway.service.build import StartError, StaticUserManager, _static_user, tls_context
+from gateway.service.build import StartError, StaticUserManager, static_user, tls_context
 
 __all__ = ("apply_reload",)
 
@@ -62,7 +62,7 @@ def apply_reload(
             context.load_cert_chain(str(new.tls.cert), str(new.tls.key) if new.tls.key else None)
         logger.info("TLS certificate reloaded from %s", new.tls.cert)
     if isinstance(manager, StaticUserManager) and new.users.source == "static":
-        users = [_static_user(new, entry) for entry in new.users.static]
+        users = [static_user(new, entry) for entry in new.users.static]
         manager.users = users
         for user in users:
             manager.available_connections.setdefault(

@@ -35,9 +35,11 @@ class Running:
         self.force = asyncio.Event()
 
 
-def _events(settings: Settings) -> tuple[EventFanout, list[Any]]:
+def _events(settings: Settings) -> tuple[EventFanout, list[Any], Any]:
+    """(every event listener as one, what to close at the end, the metrics or None)."""
     listeners: list[ServerEvents] = [TransferLogger()]
     closers: list[Any] = []
+    metrics = None
     if settings.logging.xferlog is not None:
         from gateway.observe.xferlog import XferLog
 
@@ -55,7 +57,7 @@ def _events(settings: Settings) -> tuple[EventFanout, list[Any]]:
         metrics = Metrics()
         listeners.append(metrics)
         closers.append(metrics)
-    return EventFanout(*listeners), closers
+    return EventFanout(*listeners), closers, metrics
 
 
 def _example_root(storage_root: str) -> str:
@@ -96,7 +98,7 @@ async def serve(
     certificate and changed settings in place (``gateway.service.reload``).
     """
     running = running or Running()
-    events, closers = _events(settings)
+    events, closers, metrics = _events(settings)
     manager = build_user_manager(settings)
     servers = build_servers(settings, manager, events)
     connect = getattr(manager, "connect", None)
@@ -141,14 +143,13 @@ async def serve(
             mode = "implicit TLS" if server.ssl else ("explicit TLS" if server.tls_context else "plain")
             running.addresses.append((str(server.server_host), int(server.server_port or 0), mode))
             announce(f"gateway: serving FTP on {server.server_host}:{server.server_port} ({mode})")
-        for closer in closers:
-            if hasattr(closer, "serve") and settings.metrics.listen is not None:
-                host, port = settings.metrics.listen
-                try:
-                    running.metrics_port = closer.serve(host, port)
-                except OSError as exc:
-                    raise StartError(f"[metrics] listen {host}:{port}: {exc.strerror or exc}") from None
-                announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics")
+        if metrics is not None and settings.metrics.listen is not None:
+            host, port = settings.metrics.listen
+            try:
+                running.metrics_port = metrics.serve(host, port)
+            except OSError as exc:
+                raise StartError(f"[metrics] listen {host}:{port}: {exc.strerror or exc}") from None
+            announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics")
         if settings.run_as is not None:
             from gateway.service.privileges import drop_privileges
 
