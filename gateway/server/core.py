@@ -36,6 +36,7 @@ from gateway.protocol.listing import (
 )
 from gateway.protocol.paths import resolve_virtual, virtual_to_real
 from gateway.protocol.replies import format_reply
+from gateway.server.accounting import KeyCounts
 from gateway.server.datachannel import PortPool, close_passive_listener
 from gateway.server.events import ServerEvents
 from gateway.server.handlers import (
@@ -54,6 +55,7 @@ from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
 from gateway.server.shutdown import shutdown_gracefully
 from gateway.server.storage_errors import reply_for_storage_error
+from gateway.server.watchdog import SessionWatchdog
 from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager, MemoryUserManager
@@ -83,6 +85,7 @@ class Server(
     MiscCommands,
     SiteCommands,
     StatusCommands,
+    SessionWatchdog,
 ):
     """FTP server (aioftp's ``Server``; extra keyword options are ours).
 
@@ -157,7 +160,7 @@ class Server(
         self.available_connections = AvailableConnections(maximum_connections)
         #: Control connections one client address may hold at once (None: no limit).
         self.maximum_connections_per_address = maximum_connections_per_address
-        self._per_address: dict[str, int] = {}
+        self._per_address = KeyCounts()
         self.throttle = StreamThrottle.from_limits(read_speed_limit, write_speed_limit)
         self.throttle_per_connection = StreamThrottle.from_limits(
             read_speed_limit_per_connection, write_speed_limit_per_connection
@@ -165,7 +168,7 @@ class Server(
         self.throttle_per_user: dict[Any, StreamThrottle] = {}
         #: sessions using each entry of throttle_per_user; the last one out removes it,
         #: so accounts that change or go away do not accumulate
-        self._throttle_holders: dict[Any, int] = {}
+        self._throttle_holders = KeyCounts()
         self.sessions: dict[asyncio.Task, Session] = {}
         self.server: asyncio.base_events.Server | None = None
         self.server_host: str | None = None
@@ -274,18 +277,12 @@ class Server(
     def hold_user_throttle(self, session: Session, user: Any) -> None:
         """Count ``session`` as a user of ``user``'s shared throttle."""
         self.release_user_throttle(session)
-        self._throttle_holders[user] = self._throttle_holders.get(user, 0) + 1
+        self._throttle_holders.add(user)
         session.throttle_user = user
 
     def release_user_throttle(self, session: Session) -> None:
         user, session.throttle_user = session.throttle_user, None
-        if user is None:
-            return
-        left = self._throttle_holders.get(user, 1) - 1
-        if left > 0:
-            self._throttle_holders[user] = left
-        else:
-            self._throttle_holders.pop(user, None)
+        if user is not None and not self._throttle_holders.remove(user):
             self.throttle_per_user.pop(user, None)
 
     def notify(self, event: str, *args: Any) -> None:
@@ -380,7 +377,7 @@ class Server(
                                 session.client_host, held)
                     await self.write_response(stream, "421", "too many connections from your address")
                     return
-                self._per_address[session.client_host] = held + 1
+                self._per_address.add(session.client_host)
                 session.address_counted = True
             self.available_connections.acquire()
             session.acquired = True
@@ -433,45 +430,6 @@ class Server(
                 return None
             session.last_activity = session.loop.time()
             return line
-
-    # -- login and idle timeouts: one timer per session, not one per command --------------
-    def _watchdog_deadline(self, session: Session) -> float | None:
-        if session.extra_workers:
-            return None  # a transfer is running: its own timeouts apply
-        deadline = None
-        if self.idle_timeout:
-            deadline = session.last_activity + self.idle_timeout
-        if not session.logged and self.login_timeout:
-            login_deadline = session.login_started + self.login_timeout
-            deadline = login_deadline if deadline is None else min(deadline, login_deadline)
-        return deadline
-
-    def restart_watchdog(self, session: Session) -> None:
-        """Re-arm after the deadline moved earlier (a logged-in client sent USER)."""
-        if session.watchdog is not None:
-            session.watchdog.cancel()
-        self._arm_watchdog(session)
-
-    def _arm_watchdog(self, session: Session) -> None:
-        deadline = self._watchdog_deadline(session)
-        if deadline is None:
-            if not (self.idle_timeout or self.login_timeout):
-                return
-            deadline = session.loop.time() + (self.idle_timeout or self.login_timeout or 60.0)
-        session.watchdog = session.loop.call_at(deadline, self._watchdog_fired, session)
-
-    def _watchdog_fired(self, session: Session) -> None:
-        session.watchdog = None
-        if session.closing:
-            return
-        deadline = self._watchdog_deadline(session)
-        if deadline is not None and session.loop.time() >= deadline:
-            logger.info("session %s: timed out", session.id)
-            session.timed_out = True
-            session.response("421", "timeout: closing control connection")
-            session.writer.close()  # flushes the reply, then the read loop sees EOF
-            return
-        self._arm_watchdog(session)
 
     async def _discard_long_line(self, session: Session, reader: asyncio.StreamReader, consumed: int) -> None:
         """Drop an over-long line up to and including its end, then reply 500."""
@@ -567,13 +525,9 @@ class Server(
         if session.acquired:
             session.acquired = False
             self.available_connections.release()
-        if getattr(session, "address_counted", False):
+        if session.address_counted:
             session.address_counted = False
-            left = self._per_address.get(session.client_host, 1) - 1
-            if left > 0:
-                self._per_address[session.client_host] = left
-            else:
-                self._per_address.pop(session.client_host, None)
+            self._per_address.remove(session.client_host)
         try:
             session.writer.close()
         except (OSError, RuntimeError):
