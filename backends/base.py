@@ -18,7 +18,7 @@ import io
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import PurePath
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import PathIOError, PathIsNotAbsolute
 
@@ -67,7 +67,7 @@ def universal_exception(func: F) -> F:
             except Exception as exc:
                 raise _wrap_current() from exc
 
-        return coroutine_wrapper  # type: ignore[return-value]
+        return cast(F, coroutine_wrapper)
 
     if inspect.isasyncgenfunction(func):
 
@@ -84,7 +84,7 @@ def universal_exception(func: F) -> F:
             finally:
                 await agen.aclose()
 
-        return generator_wrapper  # type: ignore[return-value]
+        return cast(F, generator_wrapper)
 
     @functools.wraps(func)
     def function_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -98,7 +98,7 @@ def universal_exception(func: F) -> F:
             return AsyncLister(result)
         return result
 
-    return function_wrapper  # type: ignore[return-value]
+    return cast(F, function_wrapper)
 
 
 def with_timeout(func: F) -> F:
@@ -116,7 +116,7 @@ def with_timeout(func: F) -> F:
         async with asyncio.timeout(timeout):
             return await func(self, *args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 class AbstractAsyncLister(abc.ABC):
@@ -379,7 +379,7 @@ class HandleMethods:
     ``seek``.  Put it before ``AbstractPathIO`` in the bases.
     """
 
-    writer_type: type = type(None)
+    writer_type: type[Any] = type(None)
 
     @universal_exception
     @with_timeout

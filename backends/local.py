@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .base import (
     AbstractAsyncLister,
@@ -225,14 +225,26 @@ def _realpath(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _open_scandir(path: Path) -> Iterator[os.DirEntry[str]] | None:
+class _DirEntries(Protocol):
+    """What ``os.scandir`` returns (its class is private): entries to iterate, then close."""
+
+    def __iter__(self) -> Iterator[os.DirEntry[str]]: ...
+
+    def __enter__(self) -> _DirEntries: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _open_scandir(path: Path) -> _DirEntries | None:
     try:
         return os.scandir(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _next_batch(entries: Iterator[os.DirEntry[str]], size: int) -> list[str]:
+def _next_batch(entries: _DirEntries, size: int) -> list[str]:
     batch: list[str] = []
     for entry in entries:
         batch.append(entry.name)
@@ -284,7 +296,7 @@ class PathIO(AbstractPathIO[Path]):
         entries = _open_scandir(path)
         if entries is None:
             return
-        with entries:  # type: ignore[attr-defined]
+        with entries:
             for entry in entries:
                 yield path / entry.name
 
@@ -418,7 +430,7 @@ class AsyncPathIO(AbstractPathIO[Path]):
                 for name in batch:
                     yield path / name
         finally:
-            entries.close()  # type: ignore[attr-defined]
+            entries.close()
 
     @universal_exception
     @with_timeout

@@ -9,6 +9,7 @@ keeps a consistent snapshot and an aborted write changes nothing.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import io
 import os
@@ -310,9 +311,10 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
         source_parent.touch()
         target_parent.touch()
 
-    def _ancestors(self, path: PurePosixPath) -> list[_Node]:
+    # ``builtins.list``: inside the class body ``list`` is the method above.
+    def _ancestors(self, path: PurePosixPath) -> builtins.list[_Node]:
         _, parts = self._parts(path)
-        nodes: list[_Node] = [self._root]
+        nodes: builtins.list[_Node] = [self._root]
         node: _Node = self._root
         for part in parts[:-1]:
             assert isinstance(node, _Dir)
@@ -340,13 +342,13 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
         if not self._parts(path)[1]:
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
         parent, name, path = self._parent(path)
-        node = parent.children.get(name)
-        if isinstance(node, _Dir):
+        existing = parent.children.get(name)
+        if isinstance(existing, _Dir):
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
-        data = node.data if (kind == "a" and isinstance(node, _File)) else bytearray()
+        data = existing.data if (kind == "a" and isinstance(existing, _File)) else bytearray()
         handle = _MemoryFile(path, data, writable=True, append=kind == "a", in_place=kind == "a")
         # A new empty buffer is already private; "wb" must not see the old content.
-        handle.owned = kind == "w" or node is None
+        handle.owned = kind == "w" or existing is None
         return handle
 
     @universal_exception

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..s3.body import PartBody, send_while_moving
+from ..partbody import PartBody, send_while_moving
 
 __all__ = ("MultipartSink", "supports_multipart")
 

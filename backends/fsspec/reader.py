@@ -111,8 +111,10 @@ class ChunkReader:
             parts.append(piece)
             wanted -= len(piece)
             self.position += len(piece)
-        if len(parts) == 1 and isinstance(parts[0], memoryview) and len(parts[0]) == len(parts[0].obj):
-            return parts[0].obj  # a whole chunk: no copy
+        if len(parts) == 1 and isinstance(parts[0], memoryview):
+            whole = parts[0].obj
+            if isinstance(whole, bytes) and len(parts[0]) == len(whole):
+                return whole  # a whole chunk: no copy
         return b"".join(parts)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:

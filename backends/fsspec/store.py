@@ -110,7 +110,8 @@ class FsspecStore:
                     self._fs = self.cls(asynchronous=True, loop=asyncio.get_running_loop(), **kwargs)
                 else:
                     # constructors may connect (sftp): off the loop as well
-                    self._fs = await self.in_thread(functools.partial(self.cls, **kwargs))
+                    cls = self.cls
+                    self._fs = await self.in_thread(lambda: cls(**kwargs))
         return self._fs
 
     def in_thread(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -10,7 +10,8 @@ import aiobotocore  # noqa: F401  (a missing package is reported by the registry
 
 from .client import S3Settings
 from .errors import ObjectChanged, UnsupportedWrite
-from .pathio import S3Factory, S3PathIO, S3Stat, S3Store
+from .pathio import S3Factory, S3PathIO, S3Stat
+from .store import S3Store
 from .writer import WRITE_BUFFERS, BufferGauge
 
 __all__ = (

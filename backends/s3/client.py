@@ -2,7 +2,7 @@
 
 Every root on the same endpoint with the same credentials shares one client, so a
 server with a thousand S3 users still holds one pool.  The client is opened on first
-use and reference-counted: each :class:`~backends.s3.pathio.S3Store` holds one
+use and reference-counted: each :class:`~backends.s3.store.S3Store` holds one
 reference and releases it in ``aclose()``; the last release closes the pool.
 """
 

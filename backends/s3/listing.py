@@ -7,7 +7,7 @@ size never sits whole in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ async def iter_pages(
 
 async def iter_children(
     client: Any, directory: Location, *, page_size: int, where: str
-) -> AsyncIterator[list[Entry]]:
+) -> AsyncGenerator[list[Entry], None]:
     """The entries of ``directory`` page by page, in key order, marker hidden."""
     async for page in iter_pages(
         client, directory.bucket, directory.prefix, delimiter="/", page_size=page_size,
@@ -83,7 +83,7 @@ async def iter_children(
         yield [entry for _, entry in found]
 
 
-async def iter_buckets(client: Any, where: str) -> AsyncIterator[list[Entry]]:
+async def iter_buckets(client: Any, where: str) -> AsyncGenerator[list[Entry], None]:
     """The buckets, as the entries of the path ``/``."""
     with translated(where):
         response = await client.list_buckets()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import stat as stat_module
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
@@ -27,16 +26,15 @@ from ..base import (
     with_timeout,
 )
 from . import keys
-from .client import MAX_PART_SIZE, S3Settings, SharedClient, acquire_client, release_client
+from .client import MAX_PART_SIZE, S3Settings
 from .errors import translated
 from .keys import Location
 from .listing import Entry, iter_buckets, iter_children, iter_pages, timestamp
 from .reader import S3Reader
-from .writer import MAX_COPY_PART, ObjectInfo, S3Writer, _copy_ranges
+from .store import MAX_COPY_PART, ObjectInfo, S3Store, copy_ranges
+from .writer import S3Writer
 
-__all__ = ("S3Factory", "S3PathIO", "S3Stat", "S3Store")
-
-logger = logging.getLogger("backends.s3")
+__all__ = ("S3Factory", "S3PathIO", "S3Stat")
 
 #: Keys per DeleteObjects request (the S3 maximum).
 _DELETE_BATCH = 1000
@@ -71,41 +69,6 @@ def _file_stat(size: int, mtime: float) -> S3Stat:
 
 def _dir_stat(mtime: float = 0.0) -> S3Stat:
     return S3Stat(0, mtime, mtime, 2, stat_module.S_IFDIR | 0o755)
-
-
-class S3Store:
-    """What every S3PathIO of one root shares: settings, the client, cleanup tasks."""
-
-    def __init__(self, settings: S3Settings, root: PurePosixPath = PurePosixPath("/")) -> None:
-        self.settings = settings
-        self.root = root
-        self._shared: SharedClient | None = acquire_client(settings)
-        self._background: set[asyncio.Task[Any]] = set()
-
-    async def client(self) -> Any:
-        if self._shared is None:
-            raise ConnectionError(errno.ESHUTDOWN, "the S3 backend is closed")
-        return await self._shared.get()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run work that must finish even if its caller is cancelled (aborting uploads)."""
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    async def aclose(self) -> None:
-        """Let pending cleanups finish, then give the shared client back."""
-        if self._background:
-            _, pending = await asyncio.wait(list(self._background), timeout=30)
-            for task in pending:  # an upload abort still waiting for the endpoint
-                task.cancel()
-            if pending:
-                logger.warning("S3 backend closed with %d cleanups unfinished", len(pending))
-                await asyncio.wait(pending)
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            await release_client(shared)
 
 
 class S3Factory(PathIONursery):
@@ -431,7 +394,7 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                     Bucket=dst.bucket, Key=dst.key, UploadId=upload_id
                 )
 
-        ranges = _copy_ranges(info.size) if info.size > MAX_PART_SIZE else [(0, info.size - 1)]
+        ranges = copy_ranges(info.size) if info.size > MAX_PART_SIZE else [(0, info.size - 1)]
         try:
             parts = await asyncio.gather(
                 *(copy(number, first, last) for number, (first, last) in enumerate(ranges, 1))

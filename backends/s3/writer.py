@@ -27,18 +27,15 @@ import logging
 import sys
 import time
 import zlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..partbody import PartBody, PartBuffer, send_while_moving
 from ..paths import seek_target
-from .body import PartBody, PartBuffer, send_while_moving
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
+from .store import ObjectInfo, S3Store, copy_ranges
 
-if TYPE_CHECKING:
-    from .pathio import S3Store
-
-__all__ = ("WRITE_BUFFERS", "BufferGauge", "ObjectInfo", "S3Writer", "part_size_for")
+__all__ = ("WRITE_BUFFERS", "BufferGauge", "S3Writer", "part_size_for")
 
 logger = logging.getLogger("backends.s3")
 
@@ -54,8 +51,6 @@ MAX_PARTS = 10_000
 #: Parts per size tier: after each tier the part size doubles, so a stream of unknown
 #: length fits in 10,000 parts (8 MiB parts: 16 GB at constant memory, ~500 GB in all).
 PARTS_PER_TIER = 2_000
-#: Largest range one UploadPartCopy may copy.
-MAX_COPY_PART = MAX_PART_SIZE
 #: Below this, checksums are computed inline; above, in a thread (zlib and hashlib
 #: release the GIL), so a part's checksum does not stall the event loop.
 _THREAD_CHECKSUM = 256 * 1024
@@ -86,26 +81,10 @@ class BufferGauge:
 WRITE_BUFFERS = BufferGauge()
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What HeadObject says about an existing object."""
-
-    size: int
-    etag: str | None
-    mtime: float
-
-
 def part_size_for(number: int, base: int) -> int:
     """The size of part ``number`` (1-based): ``base``, doubled every PARTS_PER_TIER parts."""
     tier = (number - 1) // PARTS_PER_TIER
     return min(base << tier, MAX_PART_SIZE)
-
-
-def _copy_ranges(size: int) -> list[tuple[int, int]]:
-    """Inclusive byte ranges covering ``size`` bytes, each a valid UploadPartCopy part."""
-    count = -(-size // MAX_COPY_PART)
-    step = -(-size // count)
-    return [(start, min(start + step, size) - 1) for start in range(0, size, step)]
 
 
 class S3Writer:
@@ -278,7 +257,7 @@ class S3Writer:
         assert self.base is not None
         if kept >= MIN_PART_SIZE:
             await self._ensure_upload()
-            for first, last in _copy_ranges(kept):
+            for first, last in copy_ranges(kept):
                 number = self._next_part
                 self._next_part += 1
                 self._spawn(self._copy_part(number, first, last))

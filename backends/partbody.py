@@ -1,4 +1,8 @@
-"""A part's bytes handed to botocore without copying them.
+"""A part's bytes handed to an S3 client without copying them.
+
+Shared by the S3 backend's multipart writer and the fsspec backend's s3fs uploads, so
+it lives beside ``paths`` and imports nothing from either (nor aiobotocore): an
+fsspec-only installation must import it.
 
 botocore copies a ``bytearray`` body more than once on its way to the socket (the
 payload hash, the HTTP layer), which for 8 MiB parts x 4 in flight is tens of MiB per
@@ -15,7 +19,7 @@ import mmap
 import time
 from typing import Any
 
-from ..paths import seek_target
+from .paths import seek_target
 
 Buffer = bytes | bytearray | memoryview
 
@@ -30,7 +34,7 @@ class PartBody(io.RawIOBase):
         self._view = memoryview(buffer).cast("B")
         self._position = 0
         #: when the HTTP layer last took bytes: a request whose body stops moving
-        #: has an endpoint that stopped reading (see ``S3Writer._send_body``)
+        #: has an endpoint that stopped reading (see :func:`send_while_moving`)
         self.last_progress = time.monotonic()
 
     @property
@@ -64,7 +68,7 @@ class PartBody(io.RawIOBase):
         self.last_progress = time.monotonic()
         return bytes(self._view[start:end])
 
-    def readinto(self, target: Buffer) -> int:
+    def readinto(self, target: Any) -> int:  # any writable buffer (io.RawIOBase)
         out = memoryview(target).cast("B")
         start = min(self._position, len(self._view))
         count = min(len(out), len(self._view) - start)
