@@ -71,7 +71,7 @@ def wrap_with_container(o: Any) -> Any:
     return o
 
 
-def wrap_into_codes(t: Iterable[Any]) -> tuple[Code, ...]:
+def wrap_into_codes(t: str | int | Iterable[Any]) -> tuple[Code, ...]:
     """Turn codes given as strings or ints into a tuple of ``Code``."""
     if isinstance(t, (str, int)):
         t = (t,)
@@ -118,7 +118,7 @@ def async_enterable(f: Callable) -> Callable:
             async def __aexit__(self, *exc: Any) -> Any:
                 return await self.context.__aexit__(*exc)
 
-            def __await__(self) -> Generator:
+            def __await__(self) -> Generator[Any, None, Any]:
                 return f(*args, **kwargs).__await__()
 
         return AsyncEnterableInstance()
@@ -130,9 +130,9 @@ class AsyncListerMixin:
     """Awaiting a lister collects all of its items into a list."""
 
     async def _to_list(self) -> list:
-        return [item async for item in self]  # type: ignore[attr-defined]
+        return [item async for item in self]  # type: ignore[attr-defined]  # a mixin for async iterators
 
-    def __await__(self) -> Generator:
+    def __await__(self) -> Generator[Any, None, list[Any]]:
         return self._to_list().__await__()
 
 
@@ -214,7 +214,9 @@ class Connection(collections.defaultdict):
             super().__setattr__(name, value)
             return
         if self[name].done():
-            self[name] = self.default_factory()
+            factory = self.default_factory
+            assert factory is not None  # asyncio.Future, set in __init__
+            self[name] = factory()
         self[name].set_result(value)
 
     def __delattr__(self, name: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
 
 from gateway.throttle import StreamThrottle
 
@@ -95,15 +97,12 @@ class ThrottleStreamIO(StreamIO):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         throttles: Mapping[str, StreamThrottle] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.throttles = dict(throttles or {})
-
-    def _limited(self, name: str) -> bool:
-        return any(getattr(t, name).limit for t in self.throttles.values())
 
     async def wait(self, name: str) -> None:
         delay = 0.0
@@ -146,5 +145,10 @@ class ThrottleStreamIO(StreamIO):
     async def __aenter__(self) -> ThrottleStreamIO:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -283,14 +283,26 @@ class BaseClient:
             self.check_codes(expected, code, info)
         return code, info
 
+    async def _reply(
+        self,
+        command: str | None,
+        expected_codes: Codes,
+        wait_codes: Codes = (),
+        censor_after: int | None = None,
+    ) -> tuple[Code, list[str]]:
+        """``command`` with codes to check, which always reads and returns a reply."""
+        reply = await self.command(command, expected_codes, wait_codes, censor_after)
+        assert reply is not None
+        return reply
+
     # --- passive data connections ---------------------------------------------
 
     async def _do_epsv(self) -> tuple[None, int]:
-        _, info = await self.command("EPSV", "229")  # type: ignore[misc]
+        _, info = await self._reply("EPSV", "229")
         return self.parse_epsv_response(info[-1])
 
     async def _do_pasv(self) -> tuple[str, int]:
-        _, info = await self.command("PASV", "227")  # type: ignore[misc]
+        _, info = await self._reply("PASV", "227")
         return self.parse_pasv_response(info[-1])
 
     async def _passive_address(self, commands: Iterable[str]) -> tuple[str | None, int]:

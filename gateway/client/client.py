@@ -13,6 +13,7 @@ import contextlib
 import ssl as ssl_module
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePath, PurePosixPath
+from types import TracebackType
 from typing import Any
 
 from gateway import errors
@@ -55,7 +56,12 @@ class DataConnectionThrottleStreamIO(ThrottleStreamIO):
         self.close()
         await self.client.command(None, expected_codes, wait_codes)
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             await self.finish()
         else:
@@ -137,7 +143,7 @@ class Client(BaseClient):
     async def connect(self, host: str, port: int = DEFAULT_PORT) -> list[str]:
         """Connect and wait for the greeting (``120`` "wait" replies tolerated)."""
         await super().connect(host, port)
-        _, info = await self.command(None, "220", "120")  # type: ignore[misc]
+        _, info = await self._reply(None, "220", "120")
         return info
 
     async def upgrade_to_tls(self, sslcontext: ssl_module.SSLContext | None = None) -> None:
@@ -166,21 +172,21 @@ class Client(BaseClient):
         account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """USER, then PASS and ACCT as long as the server asks for them."""
-        code, info = await self.command("USER " + user, ("230", "33x"))  # type: ignore[misc]
+        code, info = await self._reply("USER " + user, ("230", "33x"))
         while code.matches("33x"):
             if code == "331":
-                code, info = await self.command(  # type: ignore[misc]
+                code, info = await self._reply(
                     "PASS " + password, ("230", "202", "33x"), censor_after=5
                 )
             elif code == "332":
-                code, info = await self.command(  # type: ignore[misc]
+                code, info = await self._reply(
                     "ACCT " + account, ("230", "202", "33x")
                 )
             else:
                 raise errors.StatusCodeError(Code("33x"), code, info)
 
     async def get_current_directory(self) -> PurePosixPath:
-        _, info = await self.command("PWD", "257")  # type: ignore[misc]
+        _, info = await self._reply("PWD", "257")
         return self.parse_directory_response(info[-1])
 
     async def change_directory(self, path: PathLike = "..") -> None:
@@ -226,7 +232,7 @@ class Client(BaseClient):
         """MLST facts of ``path``; via a listing of its parent if MLST is unknown."""
         path = PurePosixPath(path)
         try:
-            _, info = await self.command("MLST " + str(path), "2xx")  # type: ignore[misc]
+            _, info = await self._reply("MLST " + str(path), "2xx")
         except errors.StatusCodeError as e:
             if not any(c.matches("50x") for c in e.received_codes):
                 raise

@@ -170,13 +170,13 @@ def _permissions(sources: _Sources, path: ConfigPath, raw: Any) -> tuple[Permiss
 
 
 def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
-    path: ConfigPath = ("users", "static")
+    path: tuple[str, ...] = ("users", "static")
     if not isinstance(raw, list):
         raise sources.fail(path, "expected [[users.static]] entries")
     users: list[StaticUser] = []
     seen: set[str] = set()
     for index, entry in enumerate(raw):
-        where = (*path, index)
+        where: ConfigPath = (*path, index)
         values = _table(sources, entry, where, ARRAYS[path])
         login = values.get("login")
         if login is None:
@@ -218,7 +218,7 @@ def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
 
 
 def _listeners(sources: _Sources, raw: Any) -> tuple[ListenerSettings, ...]:
-    path: ConfigPath = ("listeners",)
+    path: tuple[str, ...] = ("listeners",)
     if not isinstance(raw, list) or not raw:
         raise sources.fail(path, "expected one or more [[listeners]] entries")
     listeners = []

@@ -39,7 +39,7 @@ def quote_path(path: str) -> str:
 
 def format_reply(
     code: str,
-    lines: str | list[str] | tuple | None = "",
+    lines: str | list[str] | tuple[object, ...] | None = "",
     *,
     as_list: bool = False,
 ) -> list[str]:

@@ -109,19 +109,22 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
         result(False, "accounts", str(exc))
         manager = None
     if manager is not None and settings.users.source == "database":
-        url = manager.url.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+        from gateway.users.database import DatabaseUserManager  # loaded by build_user_manager
+
+        assert isinstance(manager, DatabaseUserManager)
+        url = manager.url.render_as_string(hide_password=True)
         try:
             async with asyncio.timeout(60):
-                await manager.connect()  # type: ignore[attr-defined]
+                await manager.connect()
                 from gateway.users.database import admin
 
-                accounts = await admin.list_accounts(manager.engine)  # type: ignore[attr-defined]
+                accounts = await admin.list_accounts(manager.engine)
             result(True, "accounts database", f"{url} ({len(accounts)} account(s), schema current)")
             roots.update(account.storage_root for account in accounts if account.storage_root)
         except Exception as exc:
             result(False, "accounts database", f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         finally:
-            await manager.close()  # type: ignore[attr-defined]
+            await manager.close()
     elif manager is not None:
         result(True, "accounts", f"{len(settings.users.static)} static user(s)")
         for entry in settings.users.static:

@@ -167,7 +167,8 @@ async def serve(
         logger.info("stopping: transfers get %.0f s to finish", grace)
         shutdowns = asyncio.gather(*(s.shutdown(grace) for s in started))
         forced = asyncio.ensure_future(running.force.wait())
-        done, _ = await asyncio.wait([shutdowns, forced], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [shutdowns, forced]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if forced in done and not shutdowns.done():
             logger.warning("second signal: closing every session now")
             await asyncio.gather(*(s.close() for s in started))

@@ -6,6 +6,7 @@ import abc
 import enum
 import hmac
 from collections.abc import Iterable
+from typing import Any
 
 from gateway.common import AvailableConnections
 from gateway.users.model import User
@@ -49,8 +50,8 @@ class MemoryUserManager(AbstractUserManager):
     succeeds and given back in :meth:`notify_logout`.
     """
 
-    def __init__(self, users: Iterable[User] | None, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, users: Iterable[User] | None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.users: list[User] = list(users) if users else [User()]
         self.available_connections: dict[User, AvailableConnections] = {
             user: AvailableConnections(user.maximum_connections) for user in self.users

@@ -32,7 +32,7 @@ class Permission:
         readable: bool = True,
         writable: bool = True,
     ) -> None:
-        self.path = path  # type: ignore[assignment]  # the setter normalizes
+        self.path = path  # the setter normalizes
         self.readable = readable
         self.writable = writable
 

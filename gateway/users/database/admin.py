@@ -342,7 +342,7 @@ async def list_accounts(engine: AsyncEngine) -> list[AccountInfo]:
         rules: dict[int, list[tuple[str, bool, bool]]] = {}
         for r in await connection.execute(select(permissions).order_by(permissions.c.path)):
             rules.setdefault(r.user_id, []).append((r.path, bool(r.readable), bool(r.writable)))
-        counts = dict(
+        counts: dict[int, int] = dict(
             (
                 await connection.execute(
                     select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)

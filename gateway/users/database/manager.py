@@ -174,7 +174,7 @@ class DatabaseUserManager(AbstractUserManager):
             account = await self._account(user.login)
             if account is not None and (not account.enabled or account.id != user.account_id):
                 account = None  # disabled or replaced since USER
-        if account is None:
+        if account is None or not isinstance(user, DatabaseUser):
             await self.hashing.verify_async(None, password)
             return False
         if account.password_hash is None:
@@ -184,7 +184,7 @@ class DatabaseUserManager(AbstractUserManager):
             return False
         if self.hashing.needs_rehash(stored):
             await self._rehash(account, stored, password)
-        refusal = await self._take_slot(user)  # type: ignore[arg-type]
+        refusal = await self._take_slot(user)
         if refusal is not None:
             raise LoginRefused(refusal)
         return True

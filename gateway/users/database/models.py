@@ -8,6 +8,8 @@ same way without dialect-specific date arithmetic.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -36,6 +39,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model is mapped to a plain Table (DeclarativeBase types it as any
+    # FromClause), so ``Model.__table__`` can go to insert(), update() and delete().
+    __table__: ClassVar[Table]
 
 
 class UserRow(Base):
