@@ -11,8 +11,10 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from gateway import MemoryPathIO, PathIO, Permission, Server, User
+from gateway import AbstractPathIO, MemoryPathIO, PathIO, Permission, Server, User
+from gateway.server.core import DEFAULT_DATA_TIMEOUT, DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT
 from gateway.server.encodings import check_encoding
 from gateway.server.quirks import DeviceQuirks
 
@@ -63,8 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--legacy-devices", metavar="QUIRKS", default=None,
                         help="replies old devices need: 'all' or a comma list of "
                              "allo_ok,mkd_existing_ok,site_noop,stor_creates_parents")
+    parser.add_argument("--data-timeout", type=_seconds, default=DEFAULT_DATA_TIMEOUT, metavar="SECONDS",
+                        help="drop a data connection stalled this long (default %(default)s; 0: never)")
+    parser.add_argument("--data-tls-handshake-timeout", type=_seconds, metavar="SECONDS",
+                        default=DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT,
+                        help="seconds a PROT P data connection has to finish TLS (default %(default)s)")
     parser.add_argument("--debug", action="store_true", help="log every command and reply")
     return parser
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value or None
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -78,6 +95,7 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 def build_server(args: argparse.Namespace) -> Server:
     """A configured (not started) server for parsed command-line arguments."""
+    factory: type[AbstractPathIO[Any]]
     base: str | Path
     if args.memory:
         factory, base = MemoryPathIO, Path("/")
@@ -100,6 +118,8 @@ def build_server(args: argparse.Namespace) -> Server:
         ipv4_pasv_forced_response_address=args.passive_address,
         encoding=check_encoding(args.encoding),
         device_quirks=DeviceQuirks.from_names(args.legacy_devices) if args.legacy_devices else None,
+        data_timeout=args.data_timeout,
+        data_tls_handshake_timeout=args.data_tls_handshake_timeout or DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT,
     )
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (system clients, a virtualenv with the package and
-# its test extras), check style, then run the whole suite.  Extra arguments go to pytest.
+# its test extras), check style and types (mypy's settings are in pyproject.toml), then
+# run the whole suite.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 .venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

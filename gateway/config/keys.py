@@ -44,10 +44,6 @@ def _timeout(value: Any) -> float | None:
     return v.to_duration(value, allow_off=True)
 
 
-def _positive_int(value: Any) -> int:
-    return v.to_int(value, minimum=1)
-
-
 def _optional_count(value: Any) -> int | None:
     return None if value in (0, "0", "off") else v.to_int(value, minimum=1)
 
@@ -108,10 +104,12 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "require": Key(v.to_bool, "refuse login and clear data connections without TLS (explicit listeners)", "false"),
         "require_session_reuse": Key(v.to_bool, "data connections must resume the control connection's TLS session", "false"),
         "min_version": Key(lambda x: v.to_choice(str(x), ("1.2", "1.3")), "oldest TLS version accepted", "\"1.2\""),
+        "data_handshake_timeout": Key(lambda x: v.to_duration(x), "seconds a protected data connection has to finish its TLS handshake (at most [limits] socket_timeout)", "15"),
     },
     ("passive",): {
         "ports": Key(v.to_port_range, "passive data port range, e.g. \"30000-30100\"", "any free port"),
         "address": Key(v.to_ipv4, "IPv4 address announced in PASV replies (NAT, containers)", "the control connection's"),
+        "listen_timeout": Key(lambda x: v.to_duration(x), "seconds a PASV/EPSV listener waits for its transfer before its port goes back to the pool", "60"),
     },
     ("users",): {
         "source": Key(lambda x: v.to_choice(x, ("database", "static")), "where accounts come from: the database, or the [[users.static]] entries", "database, or static when [[users.static]] entries exist"),

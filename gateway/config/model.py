@@ -51,6 +51,8 @@ class TlsSettings:
     #: the data connection must resume the control connection's TLS session
     require_session_reuse: bool = False
     min_version: str = "1.2"
+    #: seconds a PROT P data connection has to finish its TLS handshake
+    data_handshake_timeout: float = 15.0
 
     @property
     def configured(self) -> bool:
@@ -62,6 +64,8 @@ class PassiveSettings:
     ports: range | None = None
     #: the IPv4 address announced in 227 replies (behind NAT, in containers)
     address: str | None = None
+    #: seconds a passive listener waits for its transfer
+    listen_timeout: float = 60.0
 
 
 @dataclass(frozen=True)

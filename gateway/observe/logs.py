@@ -79,7 +79,7 @@ class TransferLogger(ServerEvents):
         rate = record.size / seconds / (1 << 20) if seconds > 0 else 0.0
         self.logger.info(
             "session %s: %s %s %d bytes in %.3f s (%.1f MiB/s) %s",
-            getattr(session, "id", "?"), record.command, record.path, record.size, seconds,
+            session.id, record.command, record.path, record.size, seconds,
             rate, record.status,
             extra={"transfer": {
                 "command": record.command, "path": record.path, "bytes": record.size,

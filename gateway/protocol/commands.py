@@ -21,6 +21,9 @@ __all__ = (
     "encode_text",
     "feat_lines",
     "help_lines",
+    "path_argument",
+    "split_glob",
+    "strip_list_flags",
 )
 
 #: Longest command line accepted by default (bytes, CRLF included).  Long enough for
@@ -152,31 +155,46 @@ _register_error_handler()
 
 Arg = Literal["required", "optional", "none"]
 Perm = Literal["read", "write"] | None
+#: Where a command's path is, for the permission check: the whole argument, a LIST
+#: argument (``-la`` flags dropped, a glob's directory), after MFMT's timestamp, the
+#: parent directory (CDUP), or no path.
+PathArg = Literal["whole", "listing", "stamped", "parent"] | None
+#: State a command needs first: a USER (PASS), an RNFR (RNTO).
+Sequence = Literal["user", "rename_from"] | None
 
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """What the dispatcher must check before a handler runs.
+    """What the dispatcher checks before a handler runs, in this order:
 
-    ``permission`` names the right needed on the command's path argument (read or
-    write), ``feat`` the line this command adds to the FEAT reply.
+    ``tls_login``: refused (530) on a clear control connection when TLS is required;
+    ``needs_login``: 530 before login (``"with_argument"``: only when an argument is
+    given, as STAT); ``arg``: 501 when a required argument is missing; ``sequence``:
+    503 when the state it continues is missing; ``permission``: 550 when the user
+    lacks the right on the path found as ``path`` says; ``data``: 503 without
+    PASV/EPSV/PORT/EPRT, and 521 while data would go in clear when TLS is required.
+    ``feat`` is the line this command adds to the FEAT reply.
     """
 
     name: str
-    needs_login: bool
+    needs_login: bool | Literal["with_argument"]
     arg: Arg
     permission: Perm
     help: str
     feat: str | None = None
+    path: PathArg = None
+    sequence: Sequence = None
+    data: bool = False
+    tls_login: bool = False
 
 
 MLST_FEAT = "MLST type*;size*;modify*;perm*;unique*;"
 
 _TABLE: tuple[CommandInfo, ...] = (
     # access control
-    CommandInfo("USER", False, "required", None, "USER <sp> user-name"),
-    CommandInfo("PASS", False, "optional", None, "PASS [<sp> password]"),
-    CommandInfo("ACCT", False, "required", None, "ACCT <sp> account-information"),
+    CommandInfo("USER", False, "required", None, "USER <sp> user-name", tls_login=True),
+    CommandInfo("PASS", False, "optional", None, "PASS [<sp> password]", sequence="user", tls_login=True),
+    CommandInfo("ACCT", False, "required", None, "ACCT <sp> account-information", tls_login=True),
     CommandInfo("QUIT", False, "none", None, "QUIT"),
     CommandInfo("AUTH", False, "required", None, "AUTH <sp> TLS", "AUTH TLS"),
     CommandInfo("PBSZ", False, "required", None, "PBSZ <sp> 0", "PBSZ"),
@@ -184,33 +202,33 @@ _TABLE: tuple[CommandInfo, ...] = (
     # navigation
     CommandInfo("PWD", True, "none", None, "PWD"),
     CommandInfo("XPWD", True, "none", None, "XPWD"),
-    CommandInfo("CWD", True, "required", "read", "CWD <sp> pathname", "TVFS"),
-    CommandInfo("XCWD", True, "required", "read", "XCWD <sp> pathname"),
-    CommandInfo("CDUP", True, "none", "read", "CDUP"),
-    CommandInfo("XCUP", True, "none", "read", "XCUP"),
+    CommandInfo("CWD", True, "required", "read", "CWD <sp> pathname", "TVFS", path="whole"),
+    CommandInfo("XCWD", True, "required", "read", "XCWD <sp> pathname", path="whole"),
+    CommandInfo("CDUP", True, "none", "read", "CDUP", path="parent"),
+    CommandInfo("XCUP", True, "none", "read", "XCUP", path="parent"),
     # directories and files
-    CommandInfo("MKD", True, "required", "write", "MKD <sp> pathname"),
-    CommandInfo("XMKD", True, "required", "write", "XMKD <sp> pathname"),
-    CommandInfo("RMD", True, "required", "write", "RMD <sp> pathname"),
-    CommandInfo("XRMD", True, "required", "write", "XRMD <sp> pathname"),
-    CommandInfo("RNFR", True, "required", "write", "RNFR <sp> pathname"),
-    CommandInfo("RNTO", True, "required", "write", "RNTO <sp> pathname"),
-    CommandInfo("DELE", True, "required", "write", "DELE <sp> pathname"),
-    CommandInfo("SIZE", True, "required", "read", "SIZE <sp> pathname", "SIZE"),
-    CommandInfo("MDTM", True, "required", "read", "MDTM <sp> pathname", "MDTM"),
-    CommandInfo("MFMT", True, "required", "write", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", "MFMT"),
+    CommandInfo("MKD", True, "required", "write", "MKD <sp> pathname", path="whole"),
+    CommandInfo("XMKD", True, "required", "write", "XMKD <sp> pathname", path="whole"),
+    CommandInfo("RMD", True, "required", "write", "RMD <sp> pathname", path="whole"),
+    CommandInfo("XRMD", True, "required", "write", "XRMD <sp> pathname", path="whole"),
+    CommandInfo("RNFR", True, "required", "write", "RNFR <sp> pathname", path="whole"),
+    CommandInfo("RNTO", True, "required", "write", "RNTO <sp> pathname", path="whole", sequence="rename_from"),
+    CommandInfo("DELE", True, "required", "write", "DELE <sp> pathname", path="whole"),
+    CommandInfo("SIZE", True, "required", "read", "SIZE <sp> pathname", "SIZE", path="whole"),
+    CommandInfo("MDTM", True, "required", "read", "MDTM <sp> pathname", "MDTM", path="whole"),
+    CommandInfo("MFMT", True, "required", "write", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", "MFMT", path="stamped"),
     # listings
-    CommandInfo("LIST", True, "optional", "read", "LIST [<sp> pathname]"),
-    CommandInfo("NLST", True, "optional", "read", "NLST [<sp> pathname]"),
-    CommandInfo("MLSD", True, "optional", "read", "MLSD [<sp> pathname]", MLST_FEAT),
-    CommandInfo("MLST", True, "optional", "read", "MLST [<sp> pathname]", MLST_FEAT),
+    CommandInfo("LIST", True, "optional", "read", "LIST [<sp> pathname]", path="listing", data=True),
+    CommandInfo("NLST", True, "optional", "read", "NLST [<sp> pathname]", path="listing", data=True),
+    CommandInfo("MLSD", True, "optional", "read", "MLSD [<sp> pathname]", MLST_FEAT, path="whole", data=True),
+    CommandInfo("MLST", True, "optional", "read", "MLST [<sp> pathname]", MLST_FEAT, path="whole"),
     # STAT without a path is allowed before login (RFC 959: "status of the server")
-    CommandInfo("STAT", False, "optional", "read", "STAT [<sp> pathname]"),
+    CommandInfo("STAT", "with_argument", "optional", "read", "STAT [<sp> pathname]", path="listing"),
     # transfers
-    CommandInfo("STOR", True, "required", "write", "STOR <sp> file-name"),
-    CommandInfo("STOU", True, "optional", "write", "STOU [<sp> file-name]"),
-    CommandInfo("APPE", True, "required", "write", "APPE <sp> file-name"),
-    CommandInfo("RETR", True, "required", "read", "RETR <sp> file-name"),
+    CommandInfo("STOR", True, "required", "write", "STOR <sp> file-name", path="whole", data=True),
+    CommandInfo("STOU", True, "optional", "write", "STOU [<sp> file-name]", path="whole", data=True),
+    CommandInfo("APPE", True, "required", "write", "APPE <sp> file-name", path="whole", data=True),
+    CommandInfo("RETR", True, "required", "read", "RETR <sp> file-name", path="whole", data=True),
     CommandInfo("REST", True, "required", None, "REST <sp> offset", "REST STREAM"),
     CommandInfo("ABOR", True, "none", None, "ABOR"),
     CommandInfo("ALLO", True, "required", None, "ALLO <sp> bytes"),
@@ -237,6 +255,49 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("HOST", False, "required", None, "HOST <sp> hostname", "HOST"),
     CommandInfo("CCC", False, "none", None, "CCC"),
 )
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def split_glob(argument: str) -> tuple[str, str | None]:
+    """(directory to list, pattern) when the last part of a LIST/NLST argument is a
+    glob (``*.txt``, ``logs/2024-*``); (argument, None) otherwise."""
+    head, slash, last = argument.rpartition("/")
+    if not _GLOB_CHARS & set(last):
+        return argument, None
+    return ((head or "/") if slash else ""), last
+
+
+def strip_list_flags(argument: str) -> str:
+    """Drop ``ls``-style options (``-la``, ``-a -l``) that many clients send with LIST
+    and NLST, keeping the path.  A name that starts with ``-`` is only reachable as
+    ``./-name``, as with ``ls`` itself."""
+    if not argument.startswith("-"):
+        return argument
+    rest = argument
+    while rest.startswith("-"):
+        flag, _, rest = rest.partition(" ")
+        rest = rest.lstrip(" ")
+        if flag == "--":
+            break
+    return rest
+
+
+def path_argument(info: CommandInfo, rest: str) -> str | None:
+    """The path a command acts on, as its table entry says where to find it; None when
+    the command has none (or, for MFMT, the argument is malformed: the handler says so)."""
+    kind = info.path
+    if kind == "whole":
+        return rest
+    if kind == "listing":
+        return split_glob(strip_list_flags(rest))[0]
+    if kind == "parent":
+        return ".."
+    if kind == "stamped":
+        _stamp, _, path = rest.strip(" ").partition(" ")
+        return path or None
+    return None
+
 
 #: Verb (lowercase, as returned by :func:`parse_command`) -> its description.
 COMMANDS: dict[str, CommandInfo] = {info.name.lower(): info for info in _TABLE}

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from time import strftime as _strftime
 from typing import Any
 
+from gateway.protocol.commands import strip_list_flags
+
 __all__ = (
     "DEFAULT_MLSX_FACTS",
     "SIX_MONTHS",
@@ -220,16 +222,3 @@ def parse_mdtm(s: str) -> float:
     return ts
 
 
-def strip_list_flags(argument: str) -> str:
-    """Drop ``ls``-style options (``-la``, ``-a -l``) that many clients send with LIST
-    and NLST, keeping the path.  A name that starts with ``-`` is only reachable as
-    ``./-name``, as with ``ls`` itself."""
-    if not argument.startswith("-"):
-        return argument
-    rest = argument
-    while rest.startswith("-"):
-        flag, _, rest = rest.partition(" ")
-        rest = rest.lstrip(" ")
-        if flag == "--":
-            break
-    return rest

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pathlib
 import socket
 import ssl as ssl_module
+import stat as stat_module
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,13 +34,12 @@ from gateway.protocol.listing import (
     format_mlsx_line,
     mlsx_perm,
 )
-from gateway.protocol.paths import resolve_virtual, virtual_to_real
 from gateway.protocol.replies import format_reply
 from gateway.server.accounting import KeyCounts
-from gateway.server.datachannel import PortPool, close_passive_listener
+from gateway.server.datachannel import DataChannel, DataChannelSettings, PortPool
 from gateway.server.events import ServerEvents
 from gateway.server.handlers import (
-    ActiveCommands,
+    DataPortCommands,
     FileCommands,
     ListingCommands,
     LoginCommands,
@@ -51,11 +50,12 @@ from gateway.server.handlers import (
     TlsCommands,
     TransferCommands,
 )
+from gateway.server.preconditions import refusal
 from gateway.server.quirks import DeviceQuirks
-from gateway.server.session import Session
+from gateway.server.session import Session, SessionSettings
 from gateway.server.shutdown import shutdown_gracefully
 from gateway.server.storage_errors import reply_for_storage_error
-from gateway.server.watchdog import SessionWatchdog
+from gateway.server.watchdog import arm_watchdog, stop_watchdog
 from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager, MemoryUserManager
@@ -73,6 +73,14 @@ DEFAULT_LOGIN_TIMEOUT = 60.0
 MAX_PASSWORD_LENGTH = 1024
 #: Listen backlog: room for a burst of clients connecting at once.
 DEFAULT_BACKLOG = 1024
+#: Seconds a data connection may stall (no byte moving) when ``socket_timeout`` is
+#: not given: a peer that stops reading or sending must not hold a session forever.
+DEFAULT_DATA_TIMEOUT = 300.0
+#: Seconds a PROT P data connection has to finish its TLS handshake: well above
+#: real round trips (a loaded server, a satellite link), bounded by the data timeout.
+DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT = 15.0
+#: Seconds a passive listener waits for the transfer it was opened for.
+DEFAULT_PASSIVE_LISTEN_TIMEOUT = 60.0
 
 class Server(
     LoginCommands,
@@ -80,12 +88,11 @@ class Server(
     FileCommands,
     ListingCommands,
     TransferCommands,
-    ActiveCommands,
+    DataPortCommands,
     TlsCommands,
     MiscCommands,
     SiteCommands,
     StatusCommands,
-    SessionWatchdog,
 ):
     """FTP server (aioftp's ``Server``; extra keyword options are ours).
 
@@ -131,6 +138,9 @@ class Server(
         device_quirks: DeviceQuirks | None = None,
         events: ServerEvents | None = None,
         maximum_connections_per_address: int | None = None,
+        data_timeout: float | None = DEFAULT_DATA_TIMEOUT,
+        data_tls_handshake_timeout: float = DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT,
+        passive_listen_timeout: float | None = DEFAULT_PASSIVE_LISTEN_TIMEOUT,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -147,6 +157,10 @@ class Server(
         self.require_tls = require_tls
         self.require_tls_session_reuse = require_tls_session_reuse
         self.tls_handshake_timeout = tls_handshake_timeout
+        #: data connections stalled this long are dropped (``socket_timeout`` wins)
+        self.data_timeout = data_timeout
+        self.data_tls_handshake_timeout = data_tls_handshake_timeout
+        self.passive_listen_timeout = passive_listen_timeout
         self.welcome_message = welcome_message
         self.system_type = system_type
         self.login_timeout = login_timeout
@@ -169,7 +183,7 @@ class Server(
         #: sessions using each entry of throttle_per_user; the last one out removes it,
         #: so accounts that change or go away do not accumulate
         self._throttle_holders = KeyCounts()
-        self.sessions: dict[asyncio.Task, Session] = {}
+        self.sessions: dict[asyncio.Task[None], Session] = {}
         self.server: asyncio.base_events.Server | None = None
         self.server_host: str | None = None
         self.server_port: int | None = None
@@ -189,7 +203,7 @@ class Server(
 
     # -- aioftp-compatible attributes ---------------------------------------------
     @property
-    def connections(self) -> dict:
+    def connections(self) -> dict[asyncio.Task[None], Session]:
         """Live sessions keyed by their task (aioftp exposed its connections)."""
         return self.sessions
 
@@ -278,10 +292,10 @@ class Server(
         """Count ``session`` as a user of ``user``'s shared throttle."""
         self.release_user_throttle(session)
         self._throttle_holders.add(user)
-        session.throttle_user = user
+        session.login.throttle_user = user
 
     def release_user_throttle(self, session: Session) -> None:
-        user, session.throttle_user = session.throttle_user, None
+        user, session.login.throttle_user = session.login.throttle_user, None
         if user is not None and not self._throttle_holders.remove(user):
             self.throttle_per_user.pop(user, None)
 
@@ -330,29 +344,34 @@ class Server(
         cls = type(self)
         return cls.write_response is Server.write_response and cls.write_line is Server.write_line
 
-    # -- paths ----------------------------------------------------------------------------
-    def get_paths(self, connection: Session, path: Any) -> tuple[Any, pathlib.PurePosixPath]:
-        """(real path, virtual path) for an argument; never outside the user's root."""
-        virtual = resolve_virtual(connection.current_directory, str(path))
-        return virtual_to_real(connection.user_root, virtual), virtual
-
+    # -- listings (aioftp's hooks: a subclass may change how entries are shown) ------------
     async def build_list_string(self, connection: Session, path: Any) -> str:
+        """One LIST line for ``path`` (aioftp's hook)."""
         stats = await connection.path_io.stat(path)
         return format_list_line(path.name, stats, now=time.time())
 
-    async def build_mlsx_string(self, connection: Session, path: Any, name: str | None = None) -> str:
+    async def build_mlsx_string(self, connection: Session, path: Any) -> str:
+        """One MLSD/MLST line for ``path`` (aioftp's hook)."""
         stats = await connection.path_io.stat(path)
-        return await self._mlsx_line(connection, path, stats, name)
+        return await self.mlsx_line(connection, path, stats, None)
 
-    async def _mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
+    async def mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
+        """An MLSD/MLST line from stats already at hand (a listing carries them)."""
         virtual = connection.virtual_of(path)
         permission = await connection.user.get_permissions(virtual)
-        is_dir = _is_dir(stats)
+        is_dir = stat_module.S_ISDIR(getattr(stats, "st_mode", 0))
         perm = mlsx_perm(is_dir, permission.readable, permission.writable)
-        facts = getattr(connection, "mlst_facts", None)
+        facts = connection.login.mlst_facts
         if facts is None:  # OPTS MLST not sent
             facts = DEFAULT_MLSX_FACTS
         return format_mlsx_line(path.name if name is None else name, stats, facts=facts, perm=perm)
+
+    def _list_hooks_overridden(self) -> bool:
+        cls = type(self)
+        return (
+            cls.build_list_string is not Server.build_list_string
+            or cls.build_mlsx_string is not Server.build_mlsx_string
+        )
 
     # -- the per-connection loop ------------------------------------------------------------
     async def dispatcher(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -360,7 +379,15 @@ class Server(
         task = asyncio.current_task()
         stream = StreamIO(reader, writer, write_timeout=self.socket_timeout)
         _urgent_data_inline(writer)
-        session = Session(self, reader, writer, stream)
+        session = Session(
+            reader,
+            writer,
+            stream,
+            settings=self._session_settings(),
+            data=self._data_channel_for,
+            encode_reply=self.encode_response,
+            write_reply=None if self._stock_reply_writers else self._write_reply,
+        )
         assert task is not None
         self.sessions[task] = session
         logger.info("session %s: connection from %s:%s", session.id, session.client_host, session.client_port)
@@ -383,7 +410,7 @@ class Server(
             session.acquired = True
             session.response("220", self.welcome_message)
             session.login_started = session.last_activity = session.loop.time()
-            self._arm_watchdog(session)
+            arm_watchdog(session)
             await self._command_loop(session)
         except asyncio.CancelledError:
             if not session.closing:
@@ -461,12 +488,14 @@ class Server(
             else:
                 session.response("500", f"'{_printable(verb.upper())}' not understood")
             return True
-        if info is not None:
-            refusal = self._refusal(session, info, rest)
-            if refusal is not None:
-                session.response(*refusal)
-                return True
         try:
+            if info is not None:
+                refused = await refusal(
+                    session, info, rest, require_tls=self.require_tls, get_paths=self.get_paths
+                )
+                if refused is not None:
+                    session.response(*refused)
+                    return True
             result = await handler(session, rest)
         except PathIOError as exc:
             session.response(*reply_for_storage_error(exc))
@@ -483,39 +512,15 @@ class Server(
             return True
         return result is not False
 
-    def _refusal(self, session: Session, info: Any, rest: str) -> tuple[str, str] | None:
-        """The generic reply a command gets before its handler runs, if any."""
-        if self.require_tls and not session.tls and info.name in ("USER", "PASS", "ACCT"):
-            return "530", "TLS required: use AUTH TLS first"
-        if info.needs_login and not session.logged:
-            return "530", "not logged in"
-        if info.arg == "required" and not rest.strip():
-            return "501", f"{info.name} needs an argument"
-        return None
-
-    def _report_worker_error(self, session: Session, exc: BaseException) -> None:
-        if isinstance(exc, PathIOError):
-            session.response(*reply_for_storage_error(exc))
-        elif isinstance(exc, (ConnectionError, OSError, TimeoutError)):
-            session.response("426", "connection closed; transfer aborted")
-        else:
-            logger.error("session %s: transfer failed", session.id, exc_info=exc)
-            session.response("451", "requested action aborted: local error in processing")
-
     async def _close_session(self, session: Session) -> None:
         session.closing = True
-        if session.watchdog is not None:
-            session.watchdog.cancel()
-            session.watchdog = None
+        stop_watchdog(session)
         workers = list(session.extra_workers)
         for worker in workers:
             worker.cancel()
         if workers:
             await asyncio.wait(workers, timeout=5)
-        if session.data_connection is not None:
-            session.data_connection.close()
-            session.data_connection = None
-        await close_passive_listener(session)
+        await session.data.close()
         if session.user is not None:
             try:
                 await self.user_manager.notify_logout(session.user)
@@ -533,10 +538,63 @@ class Server(
         except (OSError, RuntimeError):
             pass
 
+    # -- what a session is built from ------------------------------------------------------
+    def _session_settings(self) -> SessionSettings:
+        return SessionSettings(
+            path_io_factory=self.path_io_factory,
+            encoding=self.encoding,
+            socket_timeout=self.socket_timeout,
+            idle_timeout=self.idle_timeout,
+            login_timeout=self.login_timeout,
+            wait_future_timeout=self.wait_future_timeout,
+            path_timeout=self.path_timeout,
+            block_size=self.block_size,
+        )
+
+    def _data_channel_for(self, session: Session) -> DataChannel:
+        data_timeout = self.socket_timeout if self.socket_timeout is not None else self.data_timeout
+        handshake = self.data_tls_handshake_timeout
+        if data_timeout is not None:
+            handshake = min(handshake, data_timeout)
+        settings = DataChannelSettings(
+            ports=self.data_port_pool,
+            tls_context=self.tls_context,
+            handshake_timeout=handshake,
+            accept_timeout=self.wait_future_timeout,
+            listen_timeout=self.passive_listen_timeout,
+            socket_timeout=data_timeout,
+            require_session_reuse=self.require_tls_session_reuse,
+        )
+        return DataChannel(
+            settings,
+            control_peer=session.client_host,
+            local_host=session.server_host,
+            fxp_allowed=lambda: self.fxp_allowed(session),
+            label=session.id,
+            protected=session.implicit_tls,
+        )
+
+    def fxp_allowed(self, session: Session) -> bool:
+        """Whether this session may use a data connection with a third host (FXP).
+
+        Off unless ``allow_fxp`` is True (everyone) or names the logged-in user:
+        site-to-site transfers are the FTP bounce attack's mechanism (RFC 2577).
+        """
+        allow = self.allow_fxp
+        if allow is True:
+            return True
+        if not allow or not session.login.logged:
+            return False
+        return getattr(session.user, "login", None) in allow
+
+    async def _write_reply(self, stream: StreamIO, code: str, info: Any, as_list: bool) -> None:
+        await self.write_response(stream, code, info, as_list)
+
     # -- storage per user -----------------------------------------------------------------
-    def path_io_for_user(self, connection: Session, user: Any) -> Any:
-        """The path I/O for a user's root: the server's factory for a plain path, the
-        backend named by the scheme for a URL root (``memory://``, ``s3://``...)."""
+    def storage_for_user(self, session: Session, user: Any) -> tuple[Any, Any]:
+        """(path I/O, storage root) for a user's root: the server's factory for a plain
+        path (root None: ``user.base_path``), the backend named by the scheme for a URL
+        root (``memory://``, ``s3://``...)."""
         base = user.base_path
         if isinstance(base, str) and "://" in base:
             entry = self._root_backends.get(base)
@@ -546,16 +604,8 @@ class Server(
                     factory = PathIONursery(factory)
                 entry = self._root_backends[base] = (factory, real_root)
             factory, real_root = entry
-            connection.user_root_override = real_root
-            return factory(timeout=self.path_timeout, connection=connection)
-        connection.user_root_override = None
-        return self.path_io_factory(timeout=self.path_timeout, connection=connection)
-
-    # -- throttles and TLS for data connections --------------------------------------------
-    def data_tls_context(self, session: Session) -> ssl_module.SSLContext:
-        context = self.tls_context or self.ssl
-        assert context is not None
-        return context
+            return factory(timeout=self.path_timeout, connection=session), real_root
+        return self.path_io_factory(timeout=self.path_timeout, connection=session), None
 
 
 def _urgent_data_inline(writer: asyncio.StreamWriter) -> None:
@@ -578,8 +628,4 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:64]
 
 
-def _is_dir(stats: Any) -> bool:
-    import stat as stat_module
-
-    return stat_module.S_ISDIR(getattr(stats, "st_mode", 0))
 

@@ -36,11 +36,11 @@ class DataProtocol(asyncio.BufferedProtocol):
         self._held = 0  # end of the region the consumer holds a view of
         self._eof = False
         self._error: BaseException | None = None
-        self._read_waiter: asyncio.Future | None = None
-        self._drain_waiter: asyncio.Future | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
-        self._closed: asyncio.Future | None = None
+        self._closed: asyncio.Future[None] | None = None
         self.transport: Any = None
 
     # -- protocol callbacks ----------------------------------------------------------
@@ -210,7 +210,7 @@ class ProtocolWriter:
         self.transport.close()
 
     def is_closing(self) -> bool:
-        return self.transport.is_closing()
+        return bool(self.transport.is_closing())
 
     async def wait_closed(self) -> None:
         await self._protocol.wait_closed()

@@ -14,7 +14,8 @@ this way); ``OPTS UTF8 OFF`` returns it to the user's or listener's encoding.
 from __future__ import annotations
 
 import codecs
-from typing import Any
+
+from gateway.server.session import Session
 
 __all__ = ("check_encoding", "base_encoding", "apply_user_encoding", "set_utf8")
 
@@ -28,21 +29,23 @@ def check_encoding(name: str) -> str:
         raise ValueError(f"unknown encoding {name!r}") from None
 
 
-def base_encoding(session: Any) -> str:
+def base_encoding(session: Session) -> str:
     """The user's encoding if it has one, else the listener's."""
-    user_encoding = getattr(session.user, "encoding", None) if session.user is not None else None
-    return user_encoding or session.server.encoding
+    user = session.login.user
+    user_encoding = getattr(user, "encoding", None) if user is not None else None
+    return user_encoding or session.settings.encoding
 
 
-def apply_user_encoding(session: Any, user: Any) -> None:
+def apply_user_encoding(session: Session, user: object) -> None:
     """Switch the session to ``user``'s encoding, if the user names one (on USER)."""
     user_encoding = getattr(user, "encoding", None)
-    if user_encoding and not getattr(session, "utf8_forced", False):
-        session.encoding = check_encoding(user_encoding)
+    if user_encoding and not session.login.utf8_forced:
+        session.login.encoding = check_encoding(user_encoding)
 
 
-def set_utf8(session: Any, on: bool) -> str:
+def set_utf8(session: Session, on: bool) -> str:
     """Apply OPTS UTF8 ON/OFF; return the encoding now in force."""
-    session.utf8_forced = on
-    session.encoding = "utf-8" if on else base_encoding(session)
-    return session.encoding
+    login = session.login
+    login.utf8_forced = on
+    login.encoding = "utf-8" if on else base_encoding(session)
+    return login.encoding

@@ -1,163 +1,287 @@
-"""One session per control connection: its state as plain attributes.
+"""One session per control connection, and all of its state, declared here.
 
-Handlers receive the session as ``connection`` (aioftp's name).  aioftp kept this
-state as a dict of futures; here it is ordinary attributes, with one event,
-``state_changed``, for the single thing a handler waits on: a data connection
-arriving.  Attribute names follow aioftp's so handlers written for aioftp work.
+A session owns three things:
+
+* the connection itself (addresses, streams, TLS on the control connection, the
+  timers, the running transfers, the replies), fixed for its lifetime;
+* a :class:`LoginState`: who is logged in and everything that follows from it (storage,
+  throttles, current directory, TYPE, REST offset, RNFR source, encoding, MLST
+  facts).  REIN replaces it with a fresh one, so nothing is forgotten;
+* a :class:`~gateway.server.datachannel.DataChannel`: passive/active mode, PROT and
+  the data connection.
+
+Handlers receive the session as ``connection`` (aioftp's name).  The attribute names
+aioftp handlers use (``connection.user``, ``current_directory``, ``data_connection``,
+``passive_server``, ``extra_workers``...) are kept as views onto those objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar, overload
 
-if TYPE_CHECKING:
-    from gateway.server.core import Server
+from backends.errors import PathIOError
+from gateway.server.datachannel import DataChannel
+from gateway.server.storage_errors import reply_for_storage_error
+from gateway.streams import StreamIO, ThrottleStreamIO
+from gateway.throttle import StreamThrottle
 
-__all__ = ("Session",)
+__all__ = ("LoginState", "Session", "SessionSettings")
+
+logger = logging.getLogger("gateway.server")
 
 _ids = itertools.count(1)
+_NO_THROTTLES: Mapping[str, StreamThrottle] = MappingProxyType({})
+
+T = TypeVar("T")
+
+#: Writes one reply through a ``Server.write_response`` a subclass overrides.
+ReplyWriter = Callable[[StreamIO, str, Any, bool], Awaitable[None]]
+#: Formats one reply as bytes: (code, lines, as_list, encoding).
+ReplyEncoder = Callable[[str, Any, bool, str], bytes]
 
 
-class WorkerSet(set):
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """The server settings a session reads (aioftp exposed them on the connection)."""
+
+    path_io_factory: Any
+    encoding: str = "utf-8"
+    socket_timeout: float | None = None
+    idle_timeout: float | None = None
+    login_timeout: float | None = None
+    wait_future_timeout: float | None = 1.0
+    path_timeout: float | None = None
+    block_size: int = 8192
+
+
+@dataclass(slots=True, eq=False)
+class LoginState:
+    """What one login owns; REIN and a new USER start from a fresh one."""
+
+    encoding: str
+    user: Any = None
+    logged: bool = False
+    #: the name the client sent with USER (for logs and events; may not exist)
+    login_name: str | None = None
+    #: storage for this user (None before login: the server's default storage)
+    path_io: Any = None
+    #: the real path that is "/" for a URL-rooted user (None: ``user.base_path``)
+    storage_root: Any = None
+    #: the root as storage resolves it (symlinks followed), for confinement checks
+    root_realpath: Any = None
+    throttles: Mapping[str, StreamThrottle] = field(default_factory=lambda: _NO_THROTTLES)
+    #: the user whose shared throttle this session counts as holding
+    throttle_user: Any = None
+    current_directory: PurePosixPath = field(default_factory=lambda: PurePosixPath("/"))
+    transfer_type: str = "I"
+    restart_offset: int = 0
+    #: RNFR source (real path, virtual path), waiting for RNTO
+    rename_from: Any = None
+    rename_from_virtual: PurePosixPath | None = None
+    #: OPTS UTF8 ON was sent
+    utf8_forced: bool = False
+    #: OPTS MLST facts (None: the default facts)
+    mlst_facts: tuple[str, ...] | None = None
+    #: HOST name given before USER
+    virtual_host: str | None = None
+
+    def forget_user(self) -> None:
+        """USER again, or AUTH before PASS: the account and what follows from it go
+        back to their initial values; the client's own choices (TYPE, OPTS, HOST) stay."""
+        for name in _USER_FIELDS:
+            setattr(self, name, _INITIAL[name])
+
+
+#: The LoginState fields that come from the account (reset by ``forget_user``).
+_USER_FIELDS = (
+    "user", "logged", "login_name", "path_io", "storage_root", "root_realpath",
+    "throttles", "throttle_user", "rename_from", "rename_from_virtual", "restart_offset",
+)  # fmt: skip
+_INITIAL = {name: getattr(LoginState(encoding=""), name) for name in _USER_FIELDS}
+
+
+class _InLogin(Generic[T]):
+    """A session attribute kept in its :class:`LoginState` (aioftp's flat names)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _InLogin[T]: ...
+    @overload
+    def __get__(self, obj: Session, owner: type | None = None) -> T: ...
+    def __get__(self, obj: Session | None, owner: type | None = None) -> T | _InLogin[T]:
+        if obj is None:
+            return self
+        value: T = getattr(obj.login, self._name)
+        return value
+
+    def __set__(self, obj: Session, value: T) -> None:
+        setattr(obj.login, self._name, value)
+
+
+class WorkerSet(set[asyncio.Task[Any]]):
     """The session's background tasks (transfers); adding one tracks its end."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, on_done: Callable[[asyncio.Task[Any]], None]) -> None:
         super().__init__()
-        self._session = session
+        self._on_done = on_done
 
-    def add(self, task: Any) -> None:  # type: ignore[override]
+    def add(self, task: asyncio.Task[Any]) -> None:
         super().add(task)
-        if isinstance(task, asyncio.Future):
-            task.add_done_callback(self._session._worker_done)
-
-
-_SERVER_SETTINGS = frozenset(
-    {
-        "socket_timeout",
-        "idle_timeout",
-        "wait_future_timeout",
-        "block_size",
-        "path_timeout",
-        "path_io_factory",
-        "encoding",
-    }
-)
+        task.add_done_callback(self._on_done)
 
 
 class Session:
-    """State of one control connection (what aioftp handlers call ``connection``).
+    """State of one control connection (what aioftp handlers call ``connection``)."""
 
-    Defaults live on the class and settings are read from the server until a
-    handler assigns its own value, so an idle session costs only what differs:
-    servers hold many idle sessions.
-    """
-
-    # login state
-    user: Any = None
-    logged = False
-    acquired = False
-    address_counted = False
-    throttle_user: Any = None  # whose shared throttle this session holds
-    current_directory = PurePosixPath("/")
-    user_root_override: Any = None
-    # transfer state
-    transfer_type = "I"
-    restart_offset = 0
-    rename_from: Any = None
-    passive_server: Any = None
-    active_address: tuple[str, int] | None = None  # PORT/EPRT, used by the next transfer
-    _data_connection: Any = None
-    throttles: Mapping[str, Any] = MappingProxyType({})
-    # TLS state
-    tls = False
-    implicit_tls = False
-    pbsz: int | None = None
-    data_protection = "C"
-    # replies: ``response`` is synchronous (aioftp's contract) and may be called from
-    # any task.  With the stock reply writers it writes to the transport at once;
-    # when a subclass overrides ``write_response``/``write_line`` the replies are
-    # queued and written, in order, by a task that awaits the override.
-    _responses: deque[tuple[str, Any, bool]] | None = None
-    _flush_task: asyncio.Task | None = None
-    _state_changed: asyncio.Event | None = None
-    closing = False
-    timed_out = False
-    watchdog: asyncio.TimerHandle | None = None
-    login_started = 0.0
-    last_activity = 0.0
+    # views onto the login state, under the names aioftp handlers use
+    user: _InLogin[Any] = _InLogin()
+    logged: _InLogin[bool] = _InLogin()
+    throttles: _InLogin[Mapping[str, StreamThrottle]] = _InLogin()
+    current_directory: _InLogin[PurePosixPath] = _InLogin()
+    transfer_type: _InLogin[str] = _InLogin()
+    restart_offset: _InLogin[int] = _InLogin()
+    rename_from: _InLogin[Any] = _InLogin()
+    encoding: _InLogin[str] = _InLogin()
 
     def __init__(
         self,
-        server: Server,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        command_connection: Any,
+        command_connection: StreamIO,
+        *,
+        settings: SessionSettings,
+        data: Callable[[Session], DataChannel],
+        encode_reply: ReplyEncoder,
+        write_reply: ReplyWriter | None = None,
     ) -> None:
         self.id = next(_ids)
-        self.server = server
         self.loop = asyncio.get_running_loop()
         self.reader = reader
         self.writer = writer
         self.command_connection = command_connection
+        self.settings = settings
         peer = writer.get_extra_info("peername") or ("", 0)
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_host: str = peer[0]
         self.client_port: int = peer[1]
         self.server_host: str = sock[0]
         self.server_port: int = sock[1]
-        self.extra_workers: WorkerSet = WorkerSet(self)
-        self._direct_replies = server._stock_reply_writers
-        if writer.get_extra_info("ssl_object") is not None:
-            self.tls = self.implicit_tls = True
-            self.data_protection = "P"
+        # TLS on the control connection
+        self.implicit_tls = writer.get_extra_info("ssl_object") is not None
+        self.tls = self.implicit_tls
+        self.login = LoginState(encoding=settings.encoding)
+        self.data: DataChannel = data(self)
+        self.extra_workers = WorkerSet(self._worker_done)
+        # accounting the server does for this session (given back when it closes)
+        self.acquired = False
+        self.address_counted = False
+        # life cycle
+        self.closing = False
+        self.timed_out = False
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.login_started = 0.0
+        self.last_activity = 0.0
+        # replies: ``response`` is synchronous (aioftp's contract) and may be called
+        # from any task.  With the stock reply writers it writes to the transport at
+        # once; when a subclass overrides ``write_response`` the replies are queued
+        # and written, in order, by a task that awaits the override.
+        self._encode_reply = encode_reply
+        self._write_reply = write_reply
+        self._responses: deque[tuple[str, Any, bool]] = deque()
+        self._flush_task: asyncio.Task[None] | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # only reached when the attribute is not set: server-wide settings
-        if name in _SERVER_SETTINGS:
-            return getattr(self.server, name)
-        if name == "path_io":  # before login: the server's default storage
-            self.path_io = self.server.path_io_factory(timeout=self.server.path_timeout, connection=self)
-            return self.path_io
-        raise AttributeError(name)
+    def new_login(self) -> None:
+        """Forget the login: a fresh :class:`LoginState` (REIN, USER again)."""
+        self.login = LoginState(encoding=self.settings.encoding)
 
-    # -- data connection ---------------------------------------------------------
+    # -- settings under aioftp's names ---------------------------------------------------
     @property
-    def state_changed(self) -> asyncio.Event:
-        """Set whenever a data connection arrives (or is refused)."""
-        if self._state_changed is None:
-            self._state_changed = asyncio.Event()
-        return self._state_changed
+    def socket_timeout(self) -> float | None:
+        return self.settings.socket_timeout
 
     @property
-    def data_connection(self) -> Any:
-        return self._data_connection
+    def idle_timeout(self) -> float | None:
+        return self.settings.idle_timeout
+
+    @property
+    def wait_future_timeout(self) -> float | None:
+        return self.settings.wait_future_timeout
+
+    @property
+    def path_timeout(self) -> float | None:
+        return self.settings.path_timeout
+
+    @property
+    def block_size(self) -> int:
+        return self.settings.block_size
+
+    @property
+    def path_io_factory(self) -> Any:
+        return self.settings.path_io_factory
+
+    @property
+    def path_io(self) -> Any:
+        """This session's path I/O: the user's storage, or before login the server's."""
+        path_io = self.login.path_io
+        if path_io is None:
+            path_io = self.login.path_io = self.settings.path_io_factory(
+                timeout=self.settings.path_timeout, connection=self
+            )
+        return path_io
+
+    @path_io.setter
+    def path_io(self, value: Any) -> None:
+        self.login.path_io = value
+
+    # -- the data channel under aioftp's names ------------------------------------------------
+    @property
+    def passive_server(self) -> asyncio.base_events.Server | None:
+        return self.data.listener_server
+
+    @property
+    def data_connection(self) -> ThrottleStreamIO | None:
+        return self.data.connection
 
     @data_connection.setter
-    def data_connection(self, value: Any) -> None:
-        self._data_connection = value
-        self.state_changed.set()
+    def data_connection(self, value: ThrottleStreamIO | None) -> None:
+        self.data.set_connection(value)
 
     @data_connection.deleter
     def data_connection(self) -> None:
-        self._data_connection = None
+        self.data.take_connection()
 
-    # -- replies -----------------------------------------------------------------
+    @property
+    def state_changed(self) -> asyncio.Event:
+        """Set whenever a data connection arrives (or is refused)."""
+        return self.data.changed
+
+    @property
+    def data_protection(self) -> str:
+        return self.data.protection
+
+    @property
+    def active_address(self) -> tuple[str, int] | None:
+        return self.data.active_address
+
+    # -- replies -----------------------------------------------------------------------
     def response(self, code: str, info: Any = "", list: bool = False) -> None:  # noqa: A002
         """Send a reply; replies always reach the client in the order given."""
         code = str(code)
-        if self._direct_replies and not self._responses:
+        if self._write_reply is None and not self._responses:
             if self.writer.is_closing():
                 return
-            self.writer.write(self.server.encode_response(code, info, list, self.encoding))
+            self.writer.write(self._encode_reply(code, info, list, self.login.encoding))
             return
-        if self._responses is None:
-            self._responses = deque()
         self._responses.append((code, info, list))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = self.loop.create_task(self._flush())
@@ -167,7 +291,10 @@ class Session:
         while responses:
             code, info, as_list = responses.popleft()
             try:
-                await self.server.write_response(self.command_connection, code, info, as_list)
+                if self._write_reply is None:
+                    self.writer.write(self._encode_reply(code, info, as_list, self.login.encoding))
+                else:
+                    await self._write_reply(self.command_connection, code, info, as_list)
             except (ConnectionError, OSError, TimeoutError, RuntimeError):
                 responses.clear()
                 self.closing = True
@@ -182,35 +309,34 @@ class Session:
         if self.writer.transport.get_write_buffer_size():
             await self.command_connection.write(b"")  # drain, bounded by the write timeout
 
-    def _worker_done(self, task: asyncio.Future) -> None:
+    # -- transfers -----------------------------------------------------------------------------
+    def _worker_done(self, task: asyncio.Task[Any]) -> None:
         self.extra_workers.discard(task)
         self.last_activity = self.loop.time()  # idle time counts from the transfer's end
-        if not task.cancelled() and task.exception() is not None:
-            self.server._report_worker_error(self, task.exception())
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, PathIOError):
+            self.response(*reply_for_storage_error(exc))
+        elif isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+            self.response("426", "connection closed; transfer aborted")
+        else:
+            logger.error("session %s: transfer failed", self.id, exc_info=exc)
+            self.response("451", "requested action aborted: local error in processing")
 
-    # -- user-dependent helpers ------------------------------------------------------
+    # -- the user's storage ------------------------------------------------------------------
     @property
     def user_root(self) -> Any:
         """The real path that is "/" for this session's user."""
-        override = self.user_root_override
-        return self.user.base_path if override is None else override
+        root = self.login.storage_root
+        return self.login.user.base_path if root is None else root
 
     def virtual_of(self, real_path: Any) -> PurePosixPath:
         """The virtual path a client sees for a real path under the user's root."""
         relative = real_path.relative_to(self.user_root)
         return PurePosixPath("/", *relative.parts)
-
-    def data_throttles(self) -> dict[str, Any]:
-        """Throttles that apply to this session's data connections (limited ones only)."""
-        return {
-            name: throttle
-            for name, throttle in self.throttles.items()
-            if throttle.read.limit or throttle.write.limit
-        }
-
-    @property
-    def transfer_active(self) -> bool:
-        return bool(self.extra_workers)
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.client_host}:{self.client_port}>"

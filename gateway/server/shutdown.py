@@ -12,23 +12,23 @@ import asyncio
 import logging
 from typing import Any
 
+from gateway.server.session import Session
+
 __all__ = ("shutdown_gracefully",)
 
 logger = logging.getLogger("gateway.server")
 
 
-async def _close_after_transfer(task: asyncio.Task[Any], session: Any) -> None:
+async def _close_after_transfer(task: asyncio.Task[Any], session: Session) -> None:
     workers = list(session.extra_workers)
     if workers:
         await asyncio.wait(workers)
         # the 226 is queued; let it reach the socket before the 421
-        flushed = getattr(session, "flushed", None)
-        if flushed is not None:
-            try:
-                async with asyncio.timeout(1):
-                    await flushed()
-            except (TimeoutError, OSError, RuntimeError):
-                pass
+        try:
+            async with asyncio.timeout(1):
+                await session.flushed()
+        except (TimeoutError, OSError, RuntimeError):
+            pass
     if not task.done():
         task.cancel()
 

@@ -74,6 +74,8 @@ def apply_reload(
         server.idle_timeout = limits.idle_timeout
         server.login_timeout = limits.login_timeout
         server.socket_timeout = limits.socket_timeout
+        server.data_tls_handshake_timeout = new.tls.data_handshake_timeout
+        server.passive_listen_timeout = new.passive.listen_timeout
         server.path_timeout = limits.storage_timeout
         server.maximum_connections_per_address = limits.max_connections_per_address
         server.welcome_message = new.welcome_message

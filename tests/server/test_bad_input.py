@@ -54,6 +54,7 @@ async def test_line_split_over_many_packets(server, raw) -> None:
 async def test_invalid_utf8_in_a_path(server, raw, root: Path) -> None:
     client = await raw(server)
     name = b"caf\xe9-\xc3(.txt"  # latin-1 and a broken UTF-8 sequence
+    await client.expect("PASV", "227")
     await client.expect(b"RETR " + name + b"\r\n", "550")  # missing: a plain 550
     await client.expect(b"SIZE " + name + b"\r\n", "550")
     # storing under that name keeps the exact bytes, and the name round-trips

@@ -117,7 +117,7 @@ ERROR_CLASSES: dict[str, list[tuple[bytes | str, str]]] = {
         ("TYPE", "501"), ("CWD", "501"), ("REST abc", "501"), ("REST -1", "501"),
         ("PORT 1,2,3", "501"), ("PORT 127,0,0,1,300,1", "501"), ("EPRT garbage", "501"),
         ("MFMT 2019 /a.txt", "501"), ("SITE CHMOD rwx /a.txt", "501"), ("OPTS UTF8 MAYBE", "501"),
-        ("MLSD /a.txt", "501"), ("EPSV foo", "501"), (b"RETR a\x00b\r\n", "501"),
+        ("PASV", "227"), ("MLSD /a.txt", "501"), ("EPSV foo", "501"), (b"RETR a\x00b\r\n", "501"),
         ("ALLO", "501"), ("SITE UTIME 2020 /a.txt", "501"),
     ],
 }

@@ -138,6 +138,7 @@ async def test_stou_reports_the_unique_name(server, raw, root: Path) -> None:
     assert names[0].startswith("photo.jpg.")
     assert (root / "photo.jpg").read_bytes() == b"old"  # never overwritten
     assert [(root / name).read_bytes() for name in names] == [b"new1", b"new2", b""]
+    await client.expect("PASV", "227")
     await client.expect("STOU missing-dir/x", "550")
     await client.expect("NOOP", "200")
 

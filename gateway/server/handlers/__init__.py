@@ -1,6 +1,6 @@
 """Command handlers grouped by concern; ``Server`` combines the mixins."""
 
-from gateway.server.handlers.active import ActiveCommands
+from gateway.server.handlers.dataports import DataPortCommands
 from gateway.server.handlers.files import FileCommands
 from gateway.server.handlers.listing import ListingCommands
 from gateway.server.handlers.login import LoginCommands
@@ -12,7 +12,7 @@ from gateway.server.handlers.tls import TlsCommands
 from gateway.server.handlers.transfer import TransferCommands
 
 __all__ = (
-    "ActiveCommands",
+    "DataPortCommands",
     "SiteCommands",
     "StatusCommands",
     "FileCommands",

@@ -1,54 +1,127 @@
-"""What every handler mixin shares: path resolution with confinement."""
+"""What every handler group may use: the server's settings and a few shared steps.
+
+``Server`` combines the handler groups (aioftp's extension point: subclass ``Server``
+and add ``async def coll(self, connection, rest)``).  This base class declares, in one
+place, everything a handler may read or call on the server, so no group reaches
+into another's internals.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Any
 
 from backends.errors import PathEscapesRoot, PathIOError
-from gateway.protocol.paths import is_within
+from gateway.protocol.paths import is_within, resolve_virtual, virtual_to_real
+from gateway.server.datachannel import PortPool
+from gateway.server.events import ServerEvents
+from gateway.server.quirks import DeviceQuirks
+from gateway.server.session import Session
+from gateway.throttle import StreamThrottle
 
 __all__ = ("HandlerBase",)
 
 
 class HandlerBase:
-    """Helpers for handlers; ``Server`` provides ``get_paths`` and the settings."""
+    """Settings and shared steps of the server, as handlers see them."""
 
-    async def resolve(self, connection: Any, argument: str) -> tuple[Any, PurePosixPath]:
+    # settings (set by Server.__init__)
+    block_size: int
+    socket_timeout: float | None
+    tls_context: Any
+    require_tls: bool
+    tls_handshake_timeout: float
+    max_password_length: int
+    system_type: str
+    ipv4_pasv_forced_response_address: str | None
+    device_quirks: DeviceQuirks
+    user_manager: Any
+    events: ServerEvents
+    path_io_factory: Any
+    data_port_pool: PortPool
+    commands_mapping: dict[str, Any]
+    throttle: StreamThrottle
+    throttle_per_connection: StreamThrottle
+    throttle_per_user: dict[Any, StreamThrottle]
+
+    # -- shared steps, defined by Server ------------------------------------------------
+    def notify(self, event: str, *args: Any) -> None:
+        raise NotImplementedError
+
+    def get_paths(self, connection: Session, path: Any) -> tuple[Any, PurePosixPath]:
+        """(real path, virtual path) for an argument; never outside the user's root."""
+        virtual = resolve_virtual(connection.current_directory, str(path))
+        return virtual_to_real(connection.user_root, virtual), virtual
+
+    async def resolve(self, connection: Session, argument: str) -> tuple[Any, PurePosixPath]:
         """(real, virtual) path of an argument, refusing symlinks that leave the root.
 
         ``get_paths`` keeps the *name* inside the root; this also asks storage where
         the name really leads, so a symlink to ``/etc`` gives 550 for every command.
         """
-        real, virtual = self.get_paths(connection, argument)  # type: ignore[attr-defined]
+        real, virtual = self.get_paths(connection, argument)
         await self.ensure_confined(connection, real)
         return real, virtual
 
-    async def ensure_confined(self, connection: Any, real: Any) -> None:
-        root = await self._root_realpath(connection)
+    async def ensure_confined(self, connection: Session, real: Any) -> None:
+        login = connection.login
+        if login.root_realpath is None:
+            login.root_realpath = await connection.path_io.realpath(connection.user_root)
         resolved = await connection.path_io.realpath(real)
-        if not is_within(root, resolved):
+        if not is_within(login.root_realpath, resolved):
             try:
                 raise PathEscapesRoot(str(real))
             except PathEscapesRoot:
                 raise PathIOError("path outside root", reason=sys.exc_info()) from None
 
-    async def _root_realpath(self, connection: Any) -> Any:
-        cached = getattr(connection, "_root_realpath", None)
-        if cached is None or cached[0] is not connection.user:
-            resolved = await connection.path_io.realpath(connection.user_root)
-            cached = (connection.user, resolved)
-            connection._root_realpath = cached
-        return cached[1]
-
-    async def permission(self, connection: Any, virtual: PurePosixPath) -> Any:
-        return await connection.user.get_permissions(virtual)
-
-    async def can(self, connection: Any, virtual: PurePosixPath, right: str) -> bool:
-        """Check a right and answer 550 when it is missing."""
+    async def allowed(self, connection: Session, virtual: PurePosixPath, right: str) -> bool:
+        """Whether the user has ``right`` ("readable"/"writable") on ``virtual``."""
         permission = await connection.user.get_permissions(virtual)
-        if getattr(permission, right):
-            return True
-        connection.response("550", "permission denied")
-        return False
+        return bool(getattr(permission, right))
+
+    async def end_login(self, connection: Session) -> None:
+        """Forget who is logged in (USER again, REIN, AUTH before PASS)."""
+        raise NotImplementedError
+
+    def start_transfer(self, connection: Session, body: Any, code: str, info: str, record: Any = None) -> bool:
+        """Run ``body(stream)`` as the session's transfer (``TransferCommands``)."""
+        raise NotImplementedError
+
+    async def listing_target(
+        self, connection: Session, argument: str, globbing: bool
+    ) -> tuple[Any, PurePosixPath, bool, str | None]:
+        """What a LIST/STAT argument names (``ListingCommands``)."""
+        raise NotImplementedError
+
+    def listing_lines(
+        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None
+    ) -> AsyncIterator[str]:
+        """A listing's lines (``ListingCommands``)."""
+        raise NotImplementedError
+
+    async def build_list_string(self, connection: Session, path: Any) -> str:
+        """aioftp's hook: one LIST line (``Server``)."""
+        raise NotImplementedError
+
+    async def build_mlsx_string(self, connection: Session, path: Any) -> str:
+        """aioftp's hook: one MLSD/MLST line (``Server``)."""
+        raise NotImplementedError
+
+    async def mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
+        """An MLSD/MLST line from stats at hand (``Server``)."""
+        raise NotImplementedError
+
+    def _list_hooks_overridden(self) -> bool:
+        raise NotImplementedError
+
+    def storage_for_user(self, session: Session, user: Any) -> tuple[Any, Any]:
+        """(path I/O, storage root) for a user (``Server``)."""
+        raise NotImplementedError
+
+    def hold_user_throttle(self, session: Session, user: Any) -> None:
+        raise NotImplementedError
+
+    def release_user_throttle(self, session: Session) -> None:
+        raise NotImplementedError

@@ -1,69 +1,70 @@
 """LIST, NLST, MLSD over the data connection; MLST over the control connection.
 
-Lines are formatted by ``gateway.protocol.listing`` and sent in batches as the
-storage lister yields entries, so a huge directory starts flowing at once and
+Lines are formatted by ``gateway.protocol.listing`` (or by a subclass's
+``build_list_string``/``build_mlsx_string``, aioftp's hooks) and sent in batches as
+the storage lister yields entries, so a huge directory starts flowing at once and
 never sits whole in memory.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import stat as stat_module
 import time
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 from typing import Any
 
-from gateway.protocol.commands import encode_text
-from gateway.protocol.listing import format_list_line, strip_list_flags
+from gateway.protocol.commands import encode_text, split_glob, strip_list_flags
+from gateway.protocol.listing import format_list_line
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.session import Session
+from gateway.streams import ThrottleStreamIO
 
-__all__ = ("ListingCommands",)
+__all__ = ("ListingCommands", "ListingTarget")
 
 #: Listing bytes gathered before one write to the data connection.
 LISTING_BATCH = 64 * 1024
-_GLOB_CHARS = frozenset("*?[")
+
+ListingTarget = tuple[Any, PurePosixPath, bool, "str | None"]
 
 
 class ListingCommands(HandlerBase):
-    async def list(self, connection: Any, rest: str) -> bool:  # noqa: A003
+    async def list(self, connection: Session, rest: str) -> bool:  # noqa: A003
         return await self._listing(connection, strip_list_flags(rest), "list")
 
-    async def nlst(self, connection: Any, rest: str) -> bool:
+    async def nlst(self, connection: Session, rest: str) -> bool:
         return await self._listing(connection, strip_list_flags(rest), "nlst")
 
-    async def mlsd(self, connection: Any, rest: str) -> bool:
+    async def mlsd(self, connection: Session, rest: str) -> bool:
         return await self._listing(connection, rest, "mlsd")
 
-    async def _listing_target(
-        self, connection: Any, argument: str, globbing: bool
-    ) -> tuple[Any, Any, bool, str | None] | None:
-        """(real path, virtual path, is a directory, glob pattern) of what to list, or
-        None once the refusal (550, or the permission reply) has been sent."""
-        pattern = None
-        if globbing and _GLOB_CHARS & set(argument.rpartition("/")[2]):
-            head, slash, pattern = argument.rpartition("/")
-            argument = (head or "/") if slash else ""
-        real, virtual = await self.resolve(connection, argument)
-        path_io = connection.path_io
-        if not await path_io.exists(real):
-            connection.response("550", "path does not exists")
-            return None
-        if not await self.can(connection, virtual, "readable"):
-            return None
-        return real, virtual, await path_io.is_dir(real), pattern
+    async def listing_target(self, connection: Session, argument: str, globbing: bool) -> ListingTarget:
+        """(real path, virtual path, is a directory, glob pattern) of what to list.
 
-    async def _listing(self, connection: Any, argument: str, kind: str) -> bool:
-        target = await self._listing_target(connection, argument, globbing=kind != "mlsd")
-        if target is None:
-            return True
-        real, virtual, is_dir, pattern = target
+        One stat says both that the path exists (else storage raises: 550) and
+        whether it is a directory.
+        """
+        pattern = None
+        if globbing:
+            argument, pattern = split_glob(argument)
+        real, virtual = await self.resolve(connection, argument)
+        stats = await connection.path_io.stat(real)
+        return real, virtual, stat_module.S_ISDIR(stats.st_mode), pattern
+
+    async def _listing(self, connection: Session, argument: str, kind: str) -> bool:
+        real, _virtual, is_dir, pattern = await self.listing_target(
+            connection, argument, globbing=kind != "mlsd"
+        )
         if kind == "mlsd" and not is_dir:
             connection.response("501", "MLSD needs a directory; use MLST for a file")
             return True
         encoding = connection.encoding
 
-        async def body(stream: Any) -> None:
+        async def body(stream: ThrottleStreamIO) -> None:
             batch: list[str] = []
             size = 0
-            async for line in self._listing_lines(connection, real, is_dir, kind, pattern):
+            async for line in self.listing_lines(connection, real, is_dir, kind, pattern):
                 batch.append(line)
                 size += len(line)
                 if size >= LISTING_BATCH:
@@ -73,15 +74,16 @@ class ListingCommands(HandlerBase):
             if batch:
                 await stream.write(encode_text("".join(batch), encoding))
 
-        return self.start_transfer(connection, body, "150", "listing started")  # type: ignore[attr-defined]
+        return self.start_transfer(connection, body, "150", "listing started")
 
-    async def _listing_lines(self, connection: Any, real: Any, is_dir: bool, kind: str, pattern: str | None) -> Any:
+    async def listing_lines(
+        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None
+    ) -> AsyncIterator[str]:
+        """The lines of a listing ("list", "nlst" or "mlsd"), CRLF-terminated."""
         path_io = connection.path_io
         now = time.time()
-        if is_dir:
-            entries = path_io.list(real)
-        else:
-            entries = _single(real)
+        hooks = self._list_hooks_overridden()
+        entries = path_io.list(real) if is_dir else _single(real)
         async for path in entries:
             name = path.name
             if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
@@ -95,26 +97,27 @@ class ListingCommands(HandlerBase):
                 yield name + "\r\n"
                 continue
             try:
+                if hooks:
+                    if kind == "list":
+                        yield await self.build_list_string(connection, path) + "\r\n"
+                    else:
+                        yield await self.build_mlsx_string(connection, path) + "\r\n"
+                    continue
                 stats = await path_io.stat(path)
             except Exception:
                 continue  # vanished, or a dangling link
             if kind == "list":
                 yield format_list_line(name, stats, now=now) + "\r\n"
             else:
-                yield await self._mlsx_line(connection, path, stats, None) + "\r\n"  # type: ignore[attr-defined]
+                yield await self.mlsx_line(connection, path, stats, None) + "\r\n"
 
-    async def mlst(self, connection: Any, rest: str) -> bool:
+    async def mlst(self, connection: Session, rest: str) -> bool:
         real, virtual = await self.resolve(connection, rest)
-        if not await connection.path_io.exists(real):
-            connection.response("550", "path does not exists")
-            return True
-        if not await self.can(connection, virtual, "readable"):
-            return True
         stats = await connection.path_io.stat(real)
-        line = await self._mlsx_line(connection, real, stats, str(virtual))  # type: ignore[attr-defined]
+        line = await self.mlsx_line(connection, real, stats, str(virtual))
         connection.response("250", ["start", line, "end"], True)
         return True
 
 
-async def _single(path: Any) -> Any:
+async def _single(path: Any) -> AsyncIterator[Any]:
     yield path

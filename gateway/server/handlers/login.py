@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gateway.server.conditions import ConnectionConditions
 from gateway.server.encodings import apply_user_encoding
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.session import Session
+from gateway.server.watchdog import restart_watchdog
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager
 from gateway.users.database.errors import LoginRefused, UserSourceUnavailable
@@ -25,14 +26,14 @@ QUIT_GRACE = 30.0
 
 
 class LoginCommands(HandlerBase):
-    async def user(self, connection: Any, rest: str) -> bool:
+    async def user(self, connection: Session, rest: str) -> bool:
         if connection.user is not None:
-            await self._forget_user(connection)
+            await self.end_login(connection)
         if self._banned(connection):
             return False
-        connection.login_name = rest  # what the client asked for, for logs and events
+        connection.login.login_name = rest  # what the client asked for, for logs and events
         try:
-            state, user, info = await self.user_manager.get_user(rest)  # type: ignore[attr-defined]
+            state, user, info = await self.user_manager.get_user(rest)
         except UserSourceUnavailable:
             connection.response("421", UNAVAILABLE_TEXT)
             return False
@@ -53,10 +54,10 @@ class LoginCommands(HandlerBase):
                 logger.error("session %s: storage of %r cannot be opened: %s",
                              connection.id, user.login, exc)
                 try:
-                    await self.user_manager.notify_logout(user)  # type: ignore[attr-defined]
+                    await self.user_manager.notify_logout(user)
                 except Exception:
                     logger.exception("session %s: notify_logout failed", connection.id)
-                self.notify("login", connection, user.login, False)  # type: ignore[attr-defined]
+                self.notify("login", connection, user.login, False)
                 connection.response("530", "login refused: this account's storage is not available")
                 return True
             connection.user = user
@@ -66,29 +67,28 @@ class LoginCommands(HandlerBase):
             if code == "230":
                 connection.logged = True
                 logger.info("session %s: logged in as %r", connection.id, user.login)
-                self.notify("login", connection, user.login, True)  # type: ignore[attr-defined]
+                self.notify("login", connection, user.login, True)
         elif code == "530":
             logger.info("session %s: login refused for %r: %s", connection.id, rest, info)
-            self.notify("login", connection, rest, False)  # type: ignore[attr-defined]
+            self.notify("login", connection, rest, False)
         connection.response(code, info)
         return True
 
-    @ConnectionConditions(ConnectionConditions.user_required)
-    async def pass_(self, connection: Any, rest: str) -> bool:
+    async def pass_(self, connection: Session, rest: str) -> bool:
         if connection.logged:
             connection.response("503", "already logged in")
             return True
-        if len(rest) > self.max_password_length:  # type: ignore[attr-defined]
+        if len(rest) > self.max_password_length:
             connection.response("501", "password too long")
             return True
         if self._banned(connection):
             return False
         # a manager may slow down guessing: it names a limiter keyed by client address
-        limiter = getattr(self.user_manager, "login_limiter", None)  # type: ignore[attr-defined]
+        limiter = getattr(self.user_manager, "login_limiter", None)
         if limiter is not None:
             await limiter.wait_turn(connection.client_host)
         try:
-            ok = await self.user_manager.authenticate(connection.user, rest)  # type: ignore[attr-defined]
+            ok = await self.user_manager.authenticate(connection.user, rest)
         except UserSourceUnavailable:
             connection.response("421", UNAVAILABLE_TEXT)
             return False
@@ -103,16 +103,16 @@ class LoginCommands(HandlerBase):
         if ok:
             connection.logged = True
             logger.info("session %s: logged in as %r", connection.id, connection.user.login)
-            self.notify("login", connection, connection.user.login, True)  # type: ignore[attr-defined]
+            self.notify("login", connection, connection.user.login, True)
             connection.response("230", "normal login")
         else:
-            name = getattr(connection, "login_name", None) or connection.user.login
+            name = connection.login.login_name or connection.user.login
             logger.info("session %s: failed login for %r", connection.id, name)
-            self.notify("login", connection, name, False)  # type: ignore[attr-defined]
+            self.notify("login", connection, name, False)
             connection.response("530", "wrong password")
         return True
 
-    async def acct(self, connection: Any, rest: str) -> bool:
+    async def acct(self, connection: Session, rest: str) -> bool:
         if connection.logged:
             connection.response("202", "account not needed")
         elif connection.user is None:
@@ -121,7 +121,7 @@ class LoginCommands(HandlerBase):
             connection.response("202", "account not needed; send PASS")
         return True
 
-    async def quit(self, connection: Any, rest: str) -> bool:
+    async def quit(self, connection: Session, rest: str) -> bool:
         workers = list(connection.extra_workers)
         if workers:
             await asyncio.wait(workers, timeout=QUIT_GRACE)
@@ -129,19 +129,19 @@ class LoginCommands(HandlerBase):
         return False
 
     # -- helpers -------------------------------------------------------------------------
-    def _banned(self, connection: Any) -> bool:
+    def _banned(self, connection: Session) -> bool:
         """Answer 421 (the session then ends) while the client's address is banned."""
-        limiter = getattr(self.user_manager, "login_limiter", None)  # type: ignore[attr-defined]
+        limiter = getattr(self.user_manager, "login_limiter", None)
         if limiter is None or not limiter.ban_remaining(connection.client_host):
             return False
         logger.info("session %s: address %s is banned", connection.id, connection.client_host)
         connection.response("421", "too many failed logins; try again later")
         return True
 
-    async def _ensure_local_root(self, connection: Any, user: Any) -> None:
+    async def _ensure_local_root(self, connection: Session, user: Any) -> None:
         """A local-disk root that does not exist yet is created at first login, so an
         account added with ``gateway users add --root /srv/ftp/alice`` just works."""
-        if not isinstance(user.base_path, Path) or connection.user_root_override is not None:
+        if not isinstance(user.base_path, Path) or connection.login.storage_root is not None:
             return
         root = connection.user_root
         try:
@@ -151,40 +151,45 @@ class LoginCommands(HandlerBase):
         except Exception as exc:  # the login goes on; commands will report the problem
             logger.warning("session %s: cannot create root %s: %s", connection.id, root, exc)
 
-    def _attach_user(self, connection: Any, user: Any) -> None:
+    def _attach_user(self, connection: Session, user: Any) -> None:
         """Per-user storage and throttles for the session."""
-        connection.path_io = self.path_io_for_user(connection, user)  # type: ignore[attr-defined]
-        shared = self.throttle_per_user.get(user)  # type: ignore[attr-defined]
+        login = connection.login
+        login.path_io, login.storage_root = self.storage_for_user(connection, user)
+        shared = self.throttle_per_user.get(user)
         if shared is None:
             shared = StreamThrottle.from_limits(user.read_speed_limit, user.write_speed_limit)
-            self.throttle_per_user[user] = shared  # type: ignore[attr-defined]
-        self.hold_user_throttle(connection, user)  # type: ignore[attr-defined]
+            self.throttle_per_user[user] = shared
+        self.hold_user_throttle(connection, user)
         candidates = {
-            "server_global": self.throttle,  # type: ignore[attr-defined]
-            "server_per_connection": self.throttle_per_connection,  # type: ignore[attr-defined]
+            "server_global": self.throttle,
+            "server_per_connection": self.throttle_per_connection,
             "user_global": shared,
             "user_per_connection": StreamThrottle.from_limits(
                 user.read_speed_limit_per_connection, user.write_speed_limit_per_connection
             ),
         }
         # only limits that exist cost anything; per-connection ones get their own state
-        connection.throttles = {
+        login.throttles = {
             name: throttle.clone() if name == "server_per_connection" else throttle
             for name, throttle in candidates.items()
             if throttle.read.limit or throttle.write.limit
         }
+        connection.data.throttles = login.throttles
 
-    async def _forget_user(self, connection: Any) -> None:
-        user = connection.user
-        connection.user = None
-        self.release_user_throttle(connection)  # type: ignore[attr-defined]
-        if connection.logged:
+    async def end_login(self, connection: Session) -> None:
+        """Forget who is logged in (USER again, REIN, AUTH before PASS)."""
+        login = connection.login
+        user, was_logged = login.user, login.logged
+        self.release_user_throttle(connection)
+        login.forget_user()
+        connection.data.throttles = login.throttles
+        if was_logged:
             # logging in again: a fresh login deadline
-            connection.logged = False
             connection.login_started = connection.loop.time()
-            self.restart_watchdog(connection)  # type: ignore[attr-defined]
-        connection._root_realpath = None
+            restart_watchdog(connection)
+        if user is None:
+            return
         try:
-            await self.user_manager.notify_logout(user)  # type: ignore[attr-defined]
+            await self.user_manager.notify_logout(user)
         except Exception:
             logger.exception("session %s: notify_logout failed", connection.id)

@@ -2,41 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.protocol.commands import COMMANDS, feat_lines, help_lines
 from gateway.protocol.listing import DEFAULT_MLSX_FACTS
 from gateway.server.encodings import set_utf8
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.handlers.site import storage_supports
+from gateway.server.session import Session
 
 __all__ = ("MiscCommands",)
 
 
 class MiscCommands(HandlerBase):
-    async def syst(self, connection: Any, rest: str) -> bool:
-        connection.response("215", self.system_type)  # type: ignore[attr-defined]
+    async def syst(self, connection: Session, rest: str) -> bool:
+        connection.response("215", self.system_type)
         return True
 
-    async def noop(self, connection: Any, rest: str) -> bool:
+    async def noop(self, connection: Session, rest: str) -> bool:
         connection.response("200", "ok")
         return True
 
     def enabled_commands(self) -> set[str]:
         """Verbs this server really serves (what FEAT and HELP may advertise)."""
-        enabled = set(self.commands_mapping)  # type: ignore[attr-defined]
-        if self.tls_context is None:  # type: ignore[attr-defined]
+        enabled = set(self.commands_mapping)
+        if self.tls_context is None:
             enabled -= {"auth", "pbsz", "prot", "ccc"}
-        if not storage_supports(self.path_io_factory, "set_mtime"):  # type: ignore[attr-defined]
+        if not storage_supports(self.path_io_factory, "set_mtime"):
             enabled.discard("mfmt")
         return enabled
 
-    async def feat(self, connection: Any, rest: str) -> bool:
+    async def feat(self, connection: Session, rest: str) -> bool:
         lines = ["Features:", *feat_lines(self.enabled_commands()), "End"]
         connection.response("211", lines, True)
         return True
 
-    async def opts(self, connection: Any, rest: str) -> bool:
+    async def opts(self, connection: Session, rest: str) -> bool:
         option, _, value = rest.strip().partition(" ")
         option = option.upper()
         value = value.strip().upper()
@@ -53,13 +52,13 @@ class MiscCommands(HandlerBase):
             # RFC 3659 7.9: select the facts MLSD/MLST lines carry; unknown ones are ignored
             wanted = {fact.lower() for fact in value.split(";") if fact}
             facts = tuple(f for f in DEFAULT_MLSX_FACTS if f in wanted)
-            connection.mlst_facts = facts
+            connection.login.mlst_facts = facts
             connection.response("200", "MLST OPTS " + "".join(f + ";" for f in facts))
         else:
             connection.response("501", f"option {option!r} not understood")
         return True
 
-    async def help(self, connection: Any, rest: str) -> bool:
+    async def help(self, connection: Session, rest: str) -> bool:
         verb = rest.strip().lower()
         enabled = self.enabled_commands()
         if verb:
@@ -72,9 +71,8 @@ class MiscCommands(HandlerBase):
         connection.response("214", ["The following commands are recognized:", *help_lines(enabled), "help ok"], True)
         return True
 
-    async def allo(self, connection: Any, rest: str) -> bool:
-        quirks = getattr(self, "device_quirks", None)
-        if quirks is not None and quirks.allo_ok:
+    async def allo(self, connection: Session, rest: str) -> bool:
+        if self.device_quirks.allo_ok:
             connection.response("200", "ALLO command successful")
         else:
             connection.response("202", "no storage allocation necessary")

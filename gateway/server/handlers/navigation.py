@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+import stat as stat_module
 
 from gateway.protocol.replies import quote_path
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.session import Session
 
 __all__ = ("NavigationCommands",)
 
 
 class NavigationCommands(HandlerBase):
-    async def pwd(self, connection: Any, rest: str) -> bool:
+    async def pwd(self, connection: Session, rest: str) -> bool:
         connection.response("257", f"{quote_path(str(connection.current_directory))} is current directory")
         return True
 
-    async def cwd(self, connection: Any, rest: str) -> bool:
+    async def cwd(self, connection: Session, rest: str) -> bool:
         real, virtual = await self.resolve(connection, rest)
-        path_io = connection.path_io
-        if not await path_io.exists(real):
-            connection.response("550", "path does not exists")
-        elif not await path_io.is_dir(real):
+        stats = await connection.path_io.stat(real)  # a missing path: storage says 550
+        if not stat_module.S_ISDIR(stats.st_mode):
             connection.response("550", "path is not a directory")
-        elif await self.can(connection, virtual, "readable"):
-            connection.current_directory = virtual
-            connection.response("250", f"directory changed to {quote_path(str(virtual))}")
+            return True
+        connection.current_directory = virtual
+        connection.response("250", f"directory changed to {quote_path(str(virtual))}")
         return True
 
-    async def cdup(self, connection: Any, rest: str) -> bool:
+    async def cdup(self, connection: Session, rest: str) -> bool:
         return await self.cwd(connection, "..")
 
-    async def xpwd(self, connection: Any, rest: str) -> bool:
+    async def xpwd(self, connection: Session, rest: str) -> bool:
         return await self.pwd(connection, rest)
 
-    async def xcwd(self, connection: Any, rest: str) -> bool:
+    async def xcwd(self, connection: Session, rest: str) -> bool:
         return await self.cwd(connection, rest)
 
-    async def xcup(self, connection: Any, rest: str) -> bool:
+    async def xcup(self, connection: Session, rest: str) -> bool:
         return await self.cdup(connection, rest)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.protocol.listing import format_mdtm, parse_mdtm
 from gateway.server.handlers.base import HandlerBase
-from gateway.server.quirks import DeviceQuirks
+from gateway.server.session import Session
 
 __all__ = ("SiteCommands", "SITE_HELP", "storage_supports")
 
@@ -35,10 +35,7 @@ def storage_supports(factory: Any, capability: str) -> bool:
 
 
 class SiteCommands(HandlerBase):
-    def _quirks(self) -> DeviceQuirks:
-        return getattr(self, "device_quirks", None) or DeviceQuirks()
-
-    async def site(self, connection: Any, rest: str) -> bool:
+    async def site(self, connection: Session, rest: str) -> bool:
         sub, _, argument = rest.strip().partition(" ")
         sub = sub.upper()
         argument = argument.strip()
@@ -53,20 +50,18 @@ class SiteCommands(HandlerBase):
             connection.response("500", f"'SITE {shown}' not understood; try SITE HELP")
         return True
 
-    async def _site_chmod(self, connection: Any, argument: str) -> None:
+    async def _site_chmod(self, connection: Session, argument: str) -> None:
         mode_text, _, path = argument.partition(" ")
         if not path or not (0 < len(mode_text) <= 4 and all(c in "01234567" for c in mode_text)):
             connection.response("501", "SITE CHMOD needs an octal mode and a path")
             return
         real, virtual = await self.resolve(connection, path)
-        if not await connection.path_io.exists(real):
-            connection.response("550", "path does not exists")
-            return
-        if not await self.can(connection, virtual, "writable"):
+        if not await self.allowed(connection, virtual, "writable"):
+            connection.response("550", "permission denied")
             return
         chmod = getattr(connection.path_io, "chmod", None)
         if chmod is None:
-            if self._quirks().site_noop:
+            if self.device_quirks.site_noop:
                 connection.response("200", "SITE CHMOD accepted (storage has no modes)")
             else:
                 connection.response("504", "SITE CHMOD not supported by this storage")
@@ -74,7 +69,7 @@ class SiteCommands(HandlerBase):
         await chmod(real, int(mode_text, 8))
         connection.response("200", "SITE CHMOD command successful")
 
-    async def _site_utime(self, connection: Any, argument: str) -> None:
+    async def _site_utime(self, connection: Session, argument: str) -> None:
         words = argument.split(" ")
         try:
             if len(words) >= 5 and words[-1].upper() == "UTC":
@@ -93,7 +88,7 @@ class SiteCommands(HandlerBase):
         if await self._set_mtime(connection, path, mtime, "SITE UTIME"):
             connection.response("200", "SITE UTIME command successful")
 
-    async def mfmt(self, connection: Any, rest: str) -> bool:
+    async def mfmt(self, connection: Session, rest: str) -> bool:
         """MFMT (draft-somers-ftp-mfxx): set a file's modification time, reply 213."""
         stamp, _, path = rest.strip(" ").partition(" ")
         try:
@@ -108,17 +103,15 @@ class SiteCommands(HandlerBase):
             connection.response("213", f"Modify={format_mdtm(mtime)}; {path}")
         return True
 
-    async def _set_mtime(self, connection: Any, path: str, mtime: float, what: str) -> bool:
+    async def _set_mtime(self, connection: Session, path: str, mtime: float, what: str) -> bool:
         real, virtual = await self.resolve(connection, path)
         path_io = connection.path_io
-        if not await path_io.exists(real):
-            connection.response("550", "path does not exists")
-            return False
-        if not await self.can(connection, virtual, "writable"):
+        if not await self.allowed(connection, virtual, "writable"):
+            connection.response("550", "permission denied")
             return False
         set_mtime = getattr(path_io, "set_mtime", None)
         if set_mtime is None:
-            if what == "SITE UTIME" and self._quirks().site_noop:
+            if what == "SITE UTIME" and self.device_quirks.site_noop:
                 connection.response("200", "SITE UTIME accepted (storage keeps its own times)")
             else:
                 connection.response("502" if what == "MFMT" else "504", f"{what} not supported by this storage")

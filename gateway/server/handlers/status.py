@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from typing import Any
 
-from gateway.protocol.listing import strip_list_flags
-from gateway.server.datachannel import close_passive_listener
+from gateway.protocol.commands import strip_list_flags
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.session import Session
+from gateway.server.watchdog import restart_watchdog
 
 __all__ = ("StatusCommands",)
 
@@ -19,17 +19,14 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
 
 
 class StatusCommands(HandlerBase):
-    async def stat(self, connection: Any, rest: str) -> bool:
+    async def stat(self, connection: Session, rest: str) -> bool:
         argument = rest.strip()
         if not argument:
             connection.response("211", self._status_lines(connection), True)
             return True
-        if not connection.logged:
-            connection.response("530", "not logged in")
-            return True
         return await self._stat_path(connection, strip_list_flags(rest))
 
-    def _status_lines(self, connection: Any) -> list[str]:
+    def _status_lines(self, connection: Session) -> list[str]:
         if connection.logged:
             who = f"logged in as {getattr(connection.user, 'login', None) or 'anonymous'}"
         elif connection.user is not None:
@@ -38,9 +35,9 @@ class StatusCommands(HandlerBase):
             who = "not logged in"
         if connection.extra_workers:
             data = "a transfer is in progress"
-        elif connection.active_address is not None:
+        elif connection.data.active_address is not None:
             data = "active mode (PORT/EPRT) set"
-        elif connection.passive_server is not None:
+        elif connection.data.listening:
             data = "passive mode listening"
         else:
             data = "no data connection"
@@ -51,50 +48,36 @@ class StatusCommands(HandlerBase):
             who.capitalize(),
             f"TYPE: {kind}; STRUcture: File; MODE: Stream",
             f"Control connection: {'TLS' if connection.tls else 'clear'}; "
-            f"data protection: {'private' if connection.data_protection == 'P' else 'clear'}",
+            f"data protection: {'private' if connection.data.protection == 'P' else 'clear'}",
             f"Encoding: {connection.encoding}",
             data.capitalize(),
             "End of status",
         ]
 
-    async def _stat_path(self, connection: Any, argument: str) -> bool:
+    async def _stat_path(self, connection: Session, argument: str) -> bool:
         """RFC 959 STAT with a pathname: a LIST over the control connection (212 for a
         directory, 213 for a file), for clients that avoid a data connection."""
-        target = await self._listing_target(connection, argument, globbing=True)  # type: ignore[attr-defined]
-        if target is None:
-            return True
-        real, virtual, is_dir, pattern = target
+        real, virtual, is_dir, pattern = await self.listing_target(connection, argument, globbing=True)
         lines = [f"Status of {virtual}:"]
-        async for line in self._listing_lines(connection, real, is_dir, "list", pattern):  # type: ignore[attr-defined]
+        async for line in self.listing_lines(connection, real, is_dir, "list", pattern):
             lines.append(line.rstrip("\r\n"))
         lines.append("End of status")
         connection.response("212" if is_dir else "213", lines, True)
         return True
 
-    async def rein(self, connection: Any, rest: str) -> bool:
+    async def rein(self, connection: Session, rest: str) -> bool:
         workers = list(connection.extra_workers)
         if workers:
             await asyncio.wait(workers, timeout=REIN_GRACE)
-        if connection.user is not None:
-            await self._forget_user(connection)  # type: ignore[attr-defined]
-        connection.logged = False
+        await self.end_login(connection)
+        await connection.data.reset()
+        connection.new_login()
         connection.login_started = connection.loop.time()
-        self.restart_watchdog(connection)  # type: ignore[attr-defined]
-        if connection.data_connection is not None:
-            connection.data_connection.close()
-            del connection.data_connection
-        await close_passive_listener(connection)
-        for name in (
-            "current_directory", "transfer_type", "restart_offset", "rename_from",
-            "active_address", "path_io", "throttles", "encoding",
-        ):  # fmt: skip
-            connection.__dict__.pop(name, None)  # back to the class/server default
-        for name in ("epsv_all", "mlst_facts", "utf8_forced", "virtual_host"):
-            connection.__dict__.pop(name, None)
+        restart_watchdog(connection)
         connection.response("220", "service ready for new user")
         return True
 
-    async def host(self, connection: Any, rest: str) -> bool:
+    async def host(self, connection: Session, rest: str) -> bool:
         """RFC 7151: name the virtual host before USER.  One host is served, so any
         well-formed name is accepted; the point is that clients sending HOST work."""
         if connection.user is not None or connection.logged:
@@ -104,11 +87,11 @@ class StatusCommands(HandlerBase):
         if not _valid_host(name):
             connection.response("501", "HOST needs a domain name or an [IP literal]")
             return True
-        connection.virtual_host = name
+        connection.login.virtual_host = name
         connection.response("220", f"host {name} accepted")
         return True
 
-    async def ccc(self, connection: Any, rest: str) -> bool:
+    async def ccc(self, connection: Session, rest: str) -> bool:
         # RFC 4217 lets a server refuse to drop TLS; credentials and paths would
         # follow in clear text, so it is always refused.
         connection.response("534", "CCC refused: the control connection stays protected")

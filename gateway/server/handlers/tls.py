@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from gateway.server.datachannel import match_passive_listener_to_prot
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.session import Session
 
 __all__ = ("TlsCommands",)
 
@@ -15,9 +14,9 @@ logger = logging.getLogger("gateway.server")
 
 
 class TlsCommands(HandlerBase):
-    async def auth(self, connection: Any, rest: str) -> bool:
+    async def auth(self, connection: Session, rest: str) -> bool:
         mechanism = rest.strip().upper()
-        context = self.tls_context  # type: ignore[attr-defined]
+        context = self.tls_context
         if context is None:
             connection.response("502", "TLS is not configured on this server")
             return True
@@ -30,14 +29,16 @@ class TlsCommands(HandlerBase):
         # Stop reading until the TLS layer takes over: the ClientHello the client
         # sends on our 234 must stay in the socket for start_tls (read into the
         # clear-text buffer it would be lost, and the handshake would hang).
-        connection.writer.transport.pause_reading()
+        transport = connection.writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
         # Anything the client pipelined after AUTH arrived in clear text and must
         # never be executed as if it had come through TLS.
         _discard_buffered(connection.reader)
         connection.response("234", f"AUTH {mechanism} successful")
         await connection.flushed()
         try:
-            async with asyncio.timeout(self.tls_handshake_timeout):  # type: ignore[attr-defined]
+            async with asyncio.timeout(self.tls_handshake_timeout):
                 await connection.writer.start_tls(context)
         except (OSError, TimeoutError, ConnectionError) as exc:
             logger.info("session %s: TLS handshake failed: %s", connection.id, exc)
@@ -45,39 +46,39 @@ class TlsCommands(HandlerBase):
             return False
         connection.tls = True
         if connection.user is not None and not connection.logged:
-            await self._forget_user(connection)  # type: ignore[attr-defined]
+            await self.end_login(connection)
         if mechanism in ("SSL", "TLS-P"):
-            connection.data_protection = "P"
+            connection.data.protection = "P"
         return True
 
-    async def pbsz(self, connection: Any, rest: str) -> bool:
+    async def pbsz(self, connection: Session, rest: str) -> bool:
         if not connection.tls:
             connection.response("503", "PBSZ needs a protected control connection (AUTH TLS)")
             return True
         if not rest.strip().isdigit():
             connection.response("501", "PBSZ needs a number")
             return True
-        connection.pbsz = 0
+        connection.data.pbsz = 0
         connection.response("200", "PBSZ=0")
         return True
 
-    async def prot(self, connection: Any, rest: str) -> bool:
+    async def prot(self, connection: Session, rest: str) -> bool:
         level = rest.strip().upper()
         if not connection.tls:
             connection.response("503", "PROT needs a protected control connection (AUTH TLS)")
             return True
-        if connection.pbsz is None and not connection.implicit_tls:
+        if connection.data.pbsz is None and not connection.implicit_tls:
             connection.response("503", "PROT needs PBSZ first")
             return True
         if level == "P":
-            connection.data_protection = "P"
+            connection.data.protection = "P"
             connection.response("200", "data connections will be protected")
         elif level == "C":
-            if self.require_tls:  # type: ignore[attr-defined]
+            if self.require_tls:
                 connection.response("534", "clear data connections are refused by policy")
                 return True
-            connection.data_protection = "C"
-            await match_passive_listener_to_prot(connection)
+            connection.data.protection = "C"
+            await connection.data.match_protection()
             connection.response("200", "data connections will be clear")
         elif level in ("S", "E"):
             connection.response("536", f"PROT {level} not supported")

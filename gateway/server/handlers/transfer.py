@@ -9,26 +9,22 @@ leaves no partial file where a complete one is expected.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import io
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.errors import NoAvailablePort
-from gateway.protocol.addresses import (
-    UnsupportedProtocol,
-    format_epsv,
-    format_pasv_reply_address,
-    parse_epsv_arg,
-)
+from backends.base import AsyncPathIOContext
 from gateway.protocol.ascii import FromNetwork, ToNetwork
 from gateway.protocol.types import parse_mode, parse_stru, parse_type
-from gateway.server.activemode import connect_active
-from gateway.server.datachannel import open_passive_listener, sendfile
+from gateway.server.datachannel import DataChannelRefused
 from gateway.server.events import TransferRecord
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.sendfile import sendfile
+from gateway.server.session import Session
+from gateway.streams import ThrottleStreamIO
 
 __all__ = ("TransferCommands", "DATA_BLOCK_SIZE")
 
@@ -41,7 +37,7 @@ DATA_CLOSE_TIMEOUT = 10.0
 #: Random names STOU tries before giving up (a clash needs 2**32 luck each time).
 STOU_ATTEMPTS = 8
 
-Body = Callable[[Any], Awaitable[None]]
+Body = Callable[[ThrottleStreamIO], Awaitable[None]]
 
 
 class TransferCommands(HandlerBase):
@@ -73,59 +69,6 @@ class TransferCommands(HandlerBase):
         connection.response("200", "structure F")
         return True
 
-    # -- data channel ----------------------------------------------------------------------
-    async def pasv(self, connection: Any, rest: str) -> bool:
-        if getattr(connection, "epsv_all", False):
-            connection.response("503", "PASV not allowed after EPSV ALL")
-            return True
-        host = self.ipv4_pasv_forced_response_address or connection.server_host  # type: ignore[attr-defined]
-        if not _ipv4_form(host):
-            connection.response("425", "PASV is IPv4 only on this connection; use EPSV")
-            return True
-        port = await self._prepare_passive(connection)
-        if port is None:
-            return True
-        connection.response("227", f"Entering Passive Mode {format_pasv_reply_address(host, port)}")
-        return True
-
-    async def epsv(self, connection: Any, rest: str) -> bool:
-        try:
-            argument = parse_epsv_arg(rest)
-        except UnsupportedProtocol:
-            connection.response("522", "protocol not supported, use (1,2)")
-            return True
-        except ValueError:
-            connection.response("501", "EPSV takes 1, 2 or ALL")
-            return True
-        if argument.upper() == "ALL":
-            connection.epsv_all = True
-            connection.response("200", "EPSV ALL accepted")
-            return True
-        if argument:
-            family_ok = (argument == "1") == (_ipv4_form(connection.server_host) is not None)
-            if not family_ok:
-                connection.response("522", "protocol not supported, use (1)" if _ipv4_form(connection.server_host) else "protocol not supported, use (2)")
-                return True
-        port = await self._prepare_passive(connection)
-        if port is None:
-            return True
-        connection.response("229", f"Entering Extended Passive Mode {format_epsv(port)}")
-        return True
-
-    async def _prepare_passive(self, connection: Any) -> int | None:
-        connection.active_address = None  # passive replaces an earlier PORT/EPRT
-        if connection.data_connection is not None:
-            connection.data_connection.close()
-            del connection.data_connection
-        try:
-            return await open_passive_listener(connection)
-        except NoAvailablePort:
-            connection.response("421", "no free ports for a data connection")
-        except OSError as exc:
-            logger.warning("session %s: passive listener failed: %s", connection.id, exc)
-            connection.response("425", "can't open a data connection")
-        return None
-
     async def rest(self, connection: Any, rest: str) -> bool:
         text = rest.strip()
         if not text.isdigit():
@@ -136,47 +79,41 @@ class TransferCommands(HandlerBase):
         return True
 
     # -- transfers -------------------------------------------------------------------------
-    async def retr(self, connection: Any, rest: str) -> bool:
+    async def retr(self, connection: Session, rest: str) -> bool:
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
-        path_io = connection.path_io
-        if not await path_io.exists(real):
-            connection.response("550", "path does not exists")
-            return True
-        if not await path_io.is_file(real):
-            connection.response("550", "path is not a file")
-            return True
-        if not await self.can(connection, virtual, "readable"):
-            return True
+        # act, then map the failure: a missing file or a directory is the backend's
+        # error (550), with no exists/is_file requests first
+        file = await connection.path_io.open(real, "rb")
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "RETR", virtual)
+        timeout = connection.data.settings.socket_timeout
 
-        async def body(stream: Any) -> None:
-            async with path_io.open(real, "rb") as file:
-                if offset:
-                    await file.seek(offset)
-                raw = getattr(file, "raw_file", None)
-                if (
-                    raw is not None
-                    and not ascii_mode
-                    and not stream.throttles
-                    and stream.writer.get_extra_info("ssl_object") is None
-                    and stream.writer.get_extra_info("socket") is not None
-                ):
-                    await stream.writer.drain()
-                    record.size += await sendfile(stream.writer, raw, offset, self.socket_timeout)  # type: ignore[attr-defined]
-                    return
-                convert = ToNetwork() if ascii_mode else None
-                block = _block_size(self, stream)
-                while True:
-                    data = await file.read(block)
-                    if not data:
-                        break
-                    out = convert.feed(data) if convert else data
-                    await stream.write(out)
-                    record.size += len(out)
+        async def body(stream: ThrottleStreamIO) -> None:
+            if offset:
+                await file.seek(offset)
+            raw = file.raw_file
+            if (
+                raw is not None
+                and not ascii_mode
+                and not stream.throttles
+                and stream.writer.get_extra_info("ssl_object") is None
+                and stream.writer.get_extra_info("socket") is not None
+            ):
+                await stream.writer.drain()
+                record.size += await sendfile(stream.writer, raw, offset, timeout)
+                return
+            convert = ToNetwork() if ascii_mode else None
+            block = _block_size(self.block_size, stream)
+            while True:
+                data = await file.read(block)
+                if not data:
+                    break
+                out = convert.feed(data) if convert else data
+                await stream.write(out)
+                record.size += len(out)
 
-        return self.start_transfer(connection, body, "150", "data transfer started", record)
+        return self.start_transfer(connection, body, "150", "data transfer started", record, file)
 
     async def stor(self, connection: Any, rest: str) -> bool:
         return await self._store(connection, rest, append=False)
@@ -184,7 +121,7 @@ class TransferCommands(HandlerBase):
     async def appe(self, connection: Any, rest: str) -> bool:
         return await self._store(connection, rest, append=True)
 
-    async def stou(self, connection: Any, rest: str) -> bool:
+    async def stou(self, connection: Session, rest: str) -> bool:
         """STOU: store under a name no file has yet; RFC 1123 4.1.2.9 reply
         ``150 FILE: name`` tells the client which."""
         base = rest.strip(" ") or "stou"
@@ -203,77 +140,75 @@ class TransferCommands(HandlerBase):
         connection.restart_offset = 0  # REST makes no sense for a new file
         return await self._store(connection, candidate, append=False, info=f"FILE: {candidate}")
 
-    async def _store(self, connection: Any, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
+    async def _store(self, connection: Session, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
-        path_io = connection.path_io
-        if await path_io.is_dir(real):
-            connection.response("550", "path is a directory")
-            return True
-        if not await self.can(connection, virtual, "writable"):
-            return True
-        if not await path_io.is_dir(real.parent):
-            quirks = getattr(self, "device_quirks", None)
-            if quirks is None or not quirks.stor_creates_parents or await path_io.exists(real.parent):
-                connection.response("550", "no such directory")
-                return True
-            if not _data_channel_prepared(connection):
-                # a transfer that cannot run creates nothing
-                connection.response("503", NO_DATA_CHANNEL)
-                return True
-            await path_io.mkdir(real.parent, parents=True)
-        exists = await path_io.exists(real)
         if append:
-            mode = "ab" if exists else "wb"
+            mode = "ab"
         elif offset:
-            if not exists:
-                connection.response("550", "can't restart: file does not exist")
-                return True
-            size = (await path_io.stat(real)).st_size
-            if offset > size:
-                connection.response("554", f"restart offset {offset} is beyond the file's size {size}")
-                return True
             mode = "r+b"
         else:
             mode = "wb"
+        file = await self._open_for_writing(connection, real, mode)
+        if offset:
+            size = await file.seek(0, io.SEEK_END)
+            if offset > size:
+                await file.abort()
+                connection.response("554", f"restart offset {offset} is beyond the file's size {size}")
+                return True
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
+        block_size = self.block_size
 
-        async def body(stream: Any) -> None:
-            async with path_io.open(real, mode) as file:
-                if mode == "r+b":
-                    await file.seek(offset)
-                convert = FromNetwork() if ascii_mode else None
-                write = file.write
-                read_view = getattr(stream.reader, "read_view", None)
-                if read_view is not None and not stream.throttles and convert is None:
-                    # plain TCP, unthrottled: storage writes straight from the receive buffer
-                    timeout = stream.read_timeout
-                    while True:
-                        if timeout is None:
-                            view = await read_view()
-                        else:
-                            async with asyncio.timeout(timeout):
-                                view = await read_view()
-                        if view is None:
-                            break
-                        record.size += len(view)
-                        await write(view)
-                    return
-                read = stream.read
-                block = _block_size(self, stream)
+        async def body(stream: ThrottleStreamIO) -> None:
+            if mode == "r+b":
+                await file.seek(offset)
+            convert = FromNetwork() if ascii_mode else None
+            write = file.write
+            read_view = getattr(stream.reader, "read_view", None)
+            if read_view is not None and not stream.throttles and convert is None:
+                # plain TCP, unthrottled: storage writes straight from the receive buffer
+                timeout = stream.read_timeout
                 while True:
-                    data = await read(block)
-                    if not data:
+                    if timeout is None:
+                        view = await read_view()
+                    else:
+                        async with asyncio.timeout(timeout):
+                            view = await read_view()
+                    if view is None:
                         break
-                    record.size += len(data)
-                    await write(convert.feed(data) if convert else data)
-                if convert:
-                    tail = convert.flush()
-                    if tail:
-                        await write(tail)
+                    record.size += len(view)
+                    await write(view)
+                return
+            read = stream.read
+            block = _block_size(block_size, stream)
+            while True:
+                data = await read(block)
+                if not data:
+                    break
+                record.size += len(data)
+                await write(convert.feed(data) if convert else data)
+            if convert:
+                tail = convert.flush()
+                if tail:
+                    await write(tail)
 
-        return self.start_transfer(connection, body, "150", info, record)
+        return self.start_transfer(connection, body, "150", info, record, file)
+
+    async def _open_for_writing(self, connection: Session, real: Any, mode: str) -> AsyncPathIOContext:
+        """Open for an upload; with the ``stor_creates_parents`` quirk a missing parent
+        directory is made first (devices that upload to dated folders never MKD)."""
+        path_io = connection.path_io
+        opened: AsyncPathIOContext
+        try:
+            opened = await path_io.open(real, mode)
+            return opened
+        except Exception as exc:
+            if not self.device_quirks.stor_creates_parents or not _not_found(exc):
+                raise
+        await path_io.mkdir(real.parent, parents=True)
+        opened = await path_io.open(real, mode)
+        return opened
 
     async def abor(self, connection: Any, rest: str) -> bool:
         workers = list(connection.extra_workers)
@@ -300,48 +235,72 @@ class TransferCommands(HandlerBase):
         )
 
     def start_transfer(
-        self, connection: Any, body: Body, code: str, info: str, record: TransferRecord | None = None
+        self,
+        connection: Session,
+        body: Body,
+        code: str,
+        info: str,
+        record: TransferRecord | None = None,
+        file: AsyncPathIOContext | None = None,
     ) -> bool:
-        """Check a data channel is prepared, start ``body(stream)`` as a worker, reply 1xx."""
-        if not _data_channel_prepared(connection):
-            connection.response("503", NO_DATA_CHANNEL)
-            return True
+        """Start ``body(stream)`` as the session's transfer and reply ``code`` (1xx).
+
+        ``file``, opened by the handler, is committed when the transfer succeeds and
+        rolled back otherwise (no data connection, ABOR, a failure).
+        """
         if connection.extra_workers:
+            if file is not None:
+                connection.loop.create_task(file.abort())
             connection.response("425", "a transfer is already in progress")
             return True
-        task = connection.loop.create_task(self._run_transfer(connection, body, record))
+        task = connection.loop.create_task(self._run_transfer(connection, body, record, file))
         connection.extra_workers.add(task)
         connection.response(code, info)
         return True
 
-    async def _run_transfer(self, connection: Any, body: Body, record: TransferRecord | None = None) -> None:
-        if record is None:
-            await self._run_transfer_body(connection, body)
-            return
-        record.started = time.time()
+    async def _run_transfer(
+        self,
+        connection: Session,
+        body: Body,
+        record: TransferRecord | None,
+        file: AsyncPathIOContext | None,
+    ) -> None:
+        if record is not None:
+            record.started = time.time()
         status = "failed"
         try:
-            await self._run_transfer_body(connection, body, record)
-            status = record.status if record.status != "running" else "complete"
+            if file is None:
+                status = await self._run_transfer_body(connection, body)
+            else:
+                async with file:  # commits on success, rolls back on any failure
+                    status = await self._run_transfer_body(connection, body)
+                    if status != "complete":
+                        raise _NotCommitted
+        except _NotCommitted:
+            pass
         except asyncio.CancelledError:
             status = "aborted"
             raise
         except (ConnectionError, TimeoutError):
             status = "aborted"
             raise
+        else:
+            if status == "complete":
+                connection.response("226", "transfer complete")
         finally:
-            record.finish(status)
-            self.notify("transfer", connection, record)  # type: ignore[attr-defined]
+            await connection.data.transfer_done()
+            if record is not None:
+                record.finish(status)
+                self.notify("transfer", connection, record)
 
-    async def _run_transfer_body(
-        self, connection: Any, body: Body, record: TransferRecord | None = None
-    ) -> None:
+    async def _run_transfer_body(self, connection: Session, body: Body) -> str:
+        """Move the bytes; "complete", "failed" (no data connection) or "aborted"."""
         try:
-            stream = await self._wait_data_connection(connection)
-            if stream is None:
-                if record is not None:
-                    record.status = "failed"  # no data connection: nothing moved
-                return
+            try:
+                stream = await connection.data.connect()
+            except DataChannelRefused as refused:
+                connection.response(refused.code, refused.text)
+                return "failed"
             try:
                 await body(stream)
             except BaseException:
@@ -352,64 +311,30 @@ class TransferCommands(HandlerBase):
                 raise
             finally:
                 await _close_data(stream)
-            connection.response("226", "transfer complete")
+            return "complete"
         except asyncio.CancelledError:
             if connection.closing:
                 raise
-            if record is not None:
-                record.status = "aborted"
             connection.response("426", "transfer aborted")
             connection.response("226", "abort successful")
-
-    async def _wait_data_connection(self, connection: Any) -> Any:
-        stream = connection.data_connection
-        active, connection.active_address = connection.active_address, None
-        if stream is None and active is not None:
-            if not await connect_active(connection, *active):
-                connection.response("425", "can't open data connection")
-                return None
-            stream = connection.data_connection
-        if stream is None:
-            timeout = connection.wait_future_timeout
-            try:
-                async with asyncio.timeout(timeout):
-                    while connection.data_connection is None:
-                        if getattr(connection, "data_tls_refused", False):
-                            break
-                        connection.state_changed.clear()
-                        await connection.state_changed.wait()
-            except TimeoutError:
-                pass
-            stream = connection.data_connection
-        if stream is None:
-            if getattr(connection, "data_tls_refused", False):
-                connection.data_tls_refused = False
-                connection.response("522", "data connection must resume the TLS session")
-            else:
-                connection.response("425", "can't open data connection")
-            return None
-        del connection.data_connection
-        return stream
+            return "aborted"
 
 
-NO_DATA_CHANNEL = "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)"
+class _NotCommitted(Exception):
+    """The transfer did not complete: leave the file's context by rolling back."""
 
 
-def _data_channel_prepared(connection: Any) -> bool:
-    """PASV/EPSV listening, PORT/EPRT given, or a data connection already open."""
-    return not (
-        connection.passive_server is None
-        and connection.data_connection is None
-        and connection.active_address is None
-    )
+def _not_found(exc: BaseException) -> bool:
+    cause = getattr(exc, "cause", None) or exc.__cause__ or exc
+    return isinstance(cause, FileNotFoundError)
 
 
-def _block_size(server: Any, stream: Any) -> int:
+def _block_size(block_size: int, stream: ThrottleStreamIO) -> int:
     # A throttle only delays the block *after* the one that went over the limit, so
     # throttled transfers move small blocks (the server's block_size, aioftp's 8 KiB)
     # or a file smaller than one large block would pass unthrottled.
-    if getattr(stream, "throttles", None):
-        return min(DATA_BLOCK_SIZE, server.block_size)
+    if stream.throttles:
+        return min(DATA_BLOCK_SIZE, block_size)
     return DATA_BLOCK_SIZE
 
 
@@ -420,15 +345,3 @@ async def _close_data(stream: Any) -> None:
             await stream.writer.wait_closed()
     except (OSError, TimeoutError, ConnectionError):
         pass
-
-
-def _ipv4_form(host: str) -> str | None:
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv4Address):
-        return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return None

@@ -1,0 +1,61 @@
+"""The one dispatcher step that refuses a command before its handler runs.
+
+Every check comes from the command's entry in ``gateway.protocol.commands``: TLS
+before login, login, a required argument, the command it continues (PASS after
+USER, RNTO after RNFR), the user's right on the path (a malformed path is a 501),
+and a prepared data channel and its protection.  No storage request is made here.  Handlers hold only what is particular to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+from gateway.protocol.commands import CommandInfo, path_argument
+from gateway.server.session import Session
+
+__all__ = ("NO_DATA_CHANNEL", "refusal")
+
+NO_DATA_CHANNEL = "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)"
+
+_SEQUENCE_TEXT = {
+    "user": "bad sequence of commands (use USER first)",
+    "rename_from": "bad sequence of commands (use RNFR first)",
+}
+
+GetPaths = Callable[[Session, Any], tuple[Any, PurePosixPath]]
+
+
+async def refusal(
+    session: Session, info: CommandInfo, rest: str, *, require_tls: bool, get_paths: GetPaths
+) -> tuple[str, str] | None:
+    """The reply refusing this command now, or None when its handler may run."""
+    login = session.login
+    if info.tls_login and require_tls and not session.tls:
+        return "530", "TLS required: use AUTH TLS first"
+    needs_login = info.needs_login
+    if needs_login == "with_argument":
+        needs_login = bool(rest.strip())
+    if needs_login and not login.logged:
+        return "530", "not logged in"
+    if info.arg == "required" and not rest.strip():
+        return "501", f"{info.name} needs an argument"
+    if info.sequence == "user" and login.user is None:
+        return "503", _SEQUENCE_TEXT["user"]
+    if info.sequence == "rename_from" and login.rename_from is None:
+        return "503", _SEQUENCE_TEXT["rename_from"]
+    if info.permission is not None and login.logged:
+        argument = path_argument(info, rest)
+        if argument is not None:
+            _real, virtual = get_paths(session, argument)
+            permission = await login.user.get_permissions(virtual)
+            allowed = permission.readable if info.permission == "read" else permission.writable
+            if not allowed:
+                return "550", "permission denied"
+    if info.data:
+        if not session.data.prepared:
+            return "503", NO_DATA_CHANNEL
+        if require_tls and session.data.protection != "P":
+            return "521", "data connections must be protected: send PBSZ 0 and PROT P first"
+    return None
