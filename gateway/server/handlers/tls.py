@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
@@ -29,8 +30,7 @@ class TlsCommands(HandlerBase):
         # Stop reading until the TLS layer takes over: the ClientHello the client
         # sends on our 234 must stay in the socket for start_tls (read into the
         # clear-text buffer it would be lost, and the handshake would hang).
-        transport = connection.writer.transport
-        assert isinstance(transport, asyncio.ReadTransport)
+        transport: Any = connection.writer.transport  # asyncio's or uvloop's
         transport.pause_reading()
         # Anything the client pipelined after AUTH arrived in clear text and must
         # never be executed as if it had come through TLS.
