@@ -225,6 +225,14 @@ class AsyncPathIOContext:
         """The OS-level file for zero-copy ``sendfile``, or None when there is none."""
         return getattr(self.file, "raw_file", None)
 
+    def immediate_writer(self) -> Callable[[Any], None] | None:
+        """A synchronous write, for storage whose writes never wait (a path I/O with
+        ``write_now``: local disk written on the loop, memory); None otherwise."""
+        write_now = getattr(self.pathio, "write_now", None)
+        if write_now is None or self.file is None:
+            return None
+        return functools.partial(write_now, self.file)
+
     async def read(self, block_size: int = DEFAULT_BLOCK_SIZE) -> bytes:
         return await self.pathio.read(self.file, block_size)
 

@@ -139,7 +139,7 @@ class _LocalFile:
         with self._lock:
             return self.file.read(block_size)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         with self._lock:
             if self._check_position:
                 # Only the first write after open or seek can lower the floor: later
@@ -313,6 +313,12 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def write(self, file: _LocalFile, data: bytes) -> None:
+        file.write(data)
+
+    @universal_exception
+    def write_now(self, file: _LocalFile, data: bytes | memoryview) -> None:
+        """``write`` without the coroutine: this class writes on the event loop anyway,
+        so a receiver can hand bytes over the moment they arrive."""
         file.write(data)
 
     @universal_exception

@@ -107,7 +107,7 @@ class _MemoryFile:
         self.position = start + len(chunk)
         return chunk
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self.writable:
             raise io.UnsupportedOperation("not writable")
         if not self.owned:
@@ -357,6 +357,11 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def write(self, file: _MemoryFile, data: bytes) -> None:
+        file.write(data)
+
+    @universal_exception
+    def write_now(self, file: _MemoryFile, data: bytes | memoryview) -> None:
+        """``write`` without the coroutine (memory never waits)."""
         file.write(data)
 
     @universal_exception

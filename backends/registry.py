@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import re
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -98,7 +97,10 @@ def _file_url_path(url: str) -> Path:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file URL with a remote host is not supported: {url!r}")
-    return Path(urllib.request.url2pathname(parts.path))
+    # imported here: urllib.request pulls in http.client, email and more (2 MiB)
+    from urllib.request import url2pathname
+
+    return Path(url2pathname(parts.path))
 
 
 def options_for_root(root: str, options: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from gateway import AbstractPathIO, MemoryPathIO, PathIO, Permission, Server, User
 from gateway.server.core import DEFAULT_DATA_TIMEOUT, DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT
 from gateway.server.encodings import check_encoding
+from gateway.server.gctuning import tune_for_serving
 from gateway.server.quirks import DeviceQuirks
 
 __all__ = ("main", "build_parser")
@@ -163,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         parser.error(f"cannot load the TLS certificate/key: {exc}")
     del context
+    tune_for_serving()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0

@@ -75,8 +75,10 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
         sys.exit(0 if ok else 1)
     import logging
 
+    from gateway.server.gctuning import tune_for_serving
     from gateway.service.run import serve as run_serve
 
+    tune_for_serving()
     loop_name = _install_uvloop(tls=settings.tls.configured)
     logging.getLogger("gateway").info("event loop: %s", loop_name)
     try:

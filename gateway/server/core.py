@@ -428,6 +428,7 @@ class Server(
             self.sessions.pop(task, None)
             logger.info("session %s: closed", session.id)
             self.notify("session_closed", session)
+            session.release()
 
     async def _command_loop(self, session: Session) -> None:
         while not session.closing:
@@ -569,7 +570,6 @@ class Server(
             settings,
             control_peer=session.client_host,
             local_host=session.server_host,
-            fxp_allowed=lambda: self.fxp_allowed(session),
             label=session.id,
             protected=session.implicit_tls,
         )

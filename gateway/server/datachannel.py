@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,14 +147,15 @@ class DataChannel:
         *,
         control_peer: str,
         local_host: str,
-        fxp_allowed: Callable[[], bool],
         label: object = "",
         protected: bool = False,
     ) -> None:
         self.settings = settings
         self.control_peer = control_peer
         self.local_host = local_host
-        self._fxp_allowed = fxp_allowed
+        #: data connections with other hosts than the control peer (FXP) are allowed;
+        #: set at login for the users the server allows it
+        self.fxp_allowed = False
         self._label = label
         #: PROT level: "C" clear or "P" private (implicit TLS starts at P)
         self.protection = "P" if protected else "C"
@@ -245,7 +246,7 @@ class DataChannel:
 
     def active_refusal(self, host: str, port: int) -> DataChannelRefused | None:
         """Why a PORT/EPRT address may not be used (RFC 2577), or None."""
-        if self._fxp_allowed():
+        if self.fxp_allowed:
             return None
         peer = self.control_peer
         if address_family(host) != address_family(peer):
@@ -429,14 +430,23 @@ class DataChannel:
         under uvloop).  So a listener opened while PROT P is in force is a TLS
         listener.
         """
-        host = self.local_host
         loop = asyncio.get_running_loop()
+        sock = _listening_socket(self.local_host, port)
+        try:
+            return await self._serve(loop, sock, context)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _serve(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, context: ssl.SSLContext | None
+    ) -> asyncio.base_events.Server:
         if context is None:
             # in the data TLS scope too: on uvloop, a later ``start_tls`` of what this
             # listener accepts makes its TLS object in the listener's context
             with data_tls_scope(self.settings.tls_context):
                 return await loop.create_server(
-                    lambda: DataProtocol(self._accepted_plain), host, port, backlog=8, reuse_address=True
+                    lambda: DataProtocol(self._accepted_plain), sock=sock, backlog=8
                 )
 
         def arriving() -> asyncio.StreamReaderProtocol:
@@ -448,12 +458,7 @@ class DataChannel:
 
         with data_tls_scope():
             return await loop.create_server(
-                arriving,
-                host,
-                port,
-                backlog=8,
-                reuse_address=True,
-                ssl=context,
+                arriving, sock=sock, backlog=8, ssl=context,
                 ssl_handshake_timeout=self.settings.handshake_timeout,
             )
 
@@ -468,7 +473,7 @@ class DataChannel:
     def _acceptable(self, transport: Any) -> bool:
         """Only the control connection's peer may connect, once per transfer."""
         peer = transport.get_extra_info("peername") or ("", 0)
-        if not same_host(peer[0], self.control_peer) and not self._fxp_allowed():
+        if not same_host(peer[0], self.control_peer) and not self.fxp_allowed:
             logger.warning(
                 "session %s: refused data connection from %s (control peer is %s)",
                 self._label, peer[0], self.control_peer,
@@ -494,7 +499,6 @@ class DataChannel:
         self._use_plain(protocol)
 
     def _use_plain(self, protocol: DataProtocol) -> None:
-        _tune_socket(protocol.transport)
         self.set_connection(
             ThrottleStreamIO(
                 ProtocolReader(protocol),
@@ -543,7 +547,6 @@ class DataChannel:
                 writer.close()
                 self.changed.set()
                 return
-        _tune_socket(writer)
         self.set_connection(
             ThrottleStreamIO(reader, writer, throttles=dict(self.throttles), timeout=self.settings.socket_timeout)
         )
@@ -603,11 +606,17 @@ def _on_uvloop() -> bool:
     return type(asyncio.get_running_loop()).__module__.startswith("uvloop")
 
 
-def _tune_socket(writer: Any) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking socket for a passive listener.  Made here rather than by
+    ``create_server(host, port)``, which would look the literal address up (through a
+    thread pool on uvloop) on every PASV."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.partition("%")[0] if family == socket.AF_INET else host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

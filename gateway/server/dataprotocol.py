@@ -16,12 +16,29 @@ type) expects, so handlers written for aioftp keep working unchanged.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ("DataProtocol", "ProtocolReader", "ProtocolWriter", "DATA_BUFFER_SIZE")
+__all__ = ("DataProtocol", "ProtocolReader", "ProtocolWriter", "DATA_BUFFER_SIZE", "Sink")
 
-#: Receive buffer per plain data connection.
+#: Receive buffer per plain data connection (allocated on the first byte received).
 DATA_BUFFER_SIZE = 256 * 1024
+
+#: Takes received bytes at once, before the next receive (storage written on the loop).
+Sink = Callable[[memoryview], None]
+
+_shared = threading.local()
+
+
+def _shared_view() -> memoryview:
+    """One receive buffer per thread (event loop) for every connection pumping into a
+    sink: the sink consumes the bytes before the loop receives again, so hundreds of
+    concurrent uploads cost one buffer, not one each."""
+    view: memoryview | None = getattr(_shared, "view", None)
+    if view is None:
+        view = _shared.view = memoryview(bytearray(DATA_BUFFER_SIZE))
+    return view
 
 
 class DataProtocol(asyncio.BufferedProtocol):
@@ -29,8 +46,12 @@ class DataProtocol(asyncio.BufferedProtocol):
 
     def __init__(self, on_connect: Any = None, buffer_size: int = DATA_BUFFER_SIZE) -> None:
         self._on_connect = on_connect
-        self._buffer = bytearray(buffer_size)
-        self._view = memoryview(self._buffer)
+        self._size = buffer_size
+        # allocated on the first byte received: downloads and listings never need it
+        self._view: memoryview | None = None
+        self._sink: Sink | None = None
+        self._pumped = 0  # bytes given to the sink
+        self._pump_done: asyncio.Future[None] | None = None
         self._start = 0  # first byte not yet handed out
         self._end = 0  # end of received data
         self._held = 0  # end of the region the consumer holds a view of
@@ -51,11 +72,28 @@ class DataProtocol(asyncio.BufferedProtocol):
             self._on_connect(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._sink is not None:
+            return _shared_view()
+        if self._view is None:
+            self._view = memoryview(bytearray(self._size))
         return self._view[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(_shared_view()[:nbytes])
+            except BaseException as exc:  # storage failed: the pump reports it
+                self._stop_pump(exc)
+                if not self._reading_paused:
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+                return
+            self._pumped += nbytes
+            return
         self._end += nbytes
-        if self._end >= len(self._buffer) and not self._reading_paused:
+        assert self._view is not None
+        if self._end >= len(self._view) and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wake_reader()
@@ -63,6 +101,7 @@ class DataProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake_reader()
+        self._stop_pump(None)
         return True  # the transfer closes the connection itself
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -70,6 +109,7 @@ class DataProtocol(asyncio.BufferedProtocol):
         if exc is not None:
             self._error = exc
         self._wake_reader()
+        self._stop_pump(exc)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             if exc is None:
                 self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
@@ -87,6 +127,65 @@ class DataProtocol(asyncio.BufferedProtocol):
             self._drain_waiter.set_result(None)
 
     # -- consumer side ------------------------------------------------------------------
+    def _stop_pump(self, exc: BaseException | None) -> None:
+        self._sink = None
+        done = self._pump_done
+        if done is not None and not done.done():
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+    async def pump(self, sink: Sink, stall_timeout: float | None) -> int:
+        """Give every byte until EOF to ``sink`` as it is received; the byte count.
+
+        What arrived before the pump started goes first.  ``stall_timeout``: seconds
+        without a byte before TimeoutError.  A sink's exception ends the pump.
+        """
+        total = 0
+        while (view := await self._pending_view()) is not None:
+            sink(view)
+            total += len(view)
+        if self._eof:
+            if self._error is not None:
+                raise self._error
+            return total
+        loop = asyncio.get_running_loop()
+        done = self._pump_done = loop.create_future()
+        self._pumped = 0
+        self._sink = sink
+        if self._reading_paused and not self.transport.is_closing():
+            self._reading_paused = False
+            self.transport.resume_reading()
+        try:
+            seen = -1
+            while not done.done():
+                if stall_timeout is None:
+                    await asyncio.shield(done)
+                    break
+                try:
+                    async with asyncio.timeout(stall_timeout):
+                        await asyncio.shield(done)
+                except TimeoutError:
+                    if self._pumped == seen:
+                        raise
+                    seen = self._pumped
+            done.result()
+        finally:
+            self._sink = None
+            self._pump_done = None
+        return total + self._pumped
+
+    async def _pending_view(self) -> memoryview | None:
+        """Bytes already received into our own buffer, without waiting; None if none."""
+        self._start = self._held
+        if self._start == self._end:
+            self._start = self._end = self._held = 0
+            return None
+        self._held = self._end
+        assert self._view is not None
+        return self._view[self._start : self._end]
+
     def _wake_reader(self) -> None:
         waiter = self._read_waiter
         if waiter is not None and not waiter.done():
@@ -116,6 +215,7 @@ class DataProtocol(asyncio.BufferedProtocol):
             finally:
                 self._read_waiter = None
         self._held = self._end
+        assert self._view is not None
         return self._view[self._start : self._end]
 
     async def drain(self) -> None:
@@ -143,6 +243,15 @@ class ProtocolReader:
     def __init__(self, protocol: DataProtocol) -> None:
         self._protocol = protocol
         self._pending = b""
+
+    async def pump(self, sink: Sink, stall_timeout: float | None) -> int:
+        """Every byte until EOF to ``sink``, as received (see ``DataProtocol.pump``)."""
+        total = 0
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            sink(memoryview(pending))
+            total = len(pending)
+        return total + await self._protocol.pump(sink, stall_timeout)
 
     async def read_view(self) -> memoryview | None:
         if self._pending:

@@ -133,11 +133,17 @@ class WorkerSet(set[asyncio.Task[Any]]):
 
     def __init__(self, on_done: Callable[[asyncio.Task[Any]], None]) -> None:
         super().__init__()
-        self._on_done = on_done
+        self._on_done: Callable[[asyncio.Task[Any]], None] | None = on_done
 
     def add(self, task: asyncio.Task[Any]) -> None:
         super().add(task)
-        task.add_done_callback(self._on_done)
+        if self._on_done is not None:
+            task.add_done_callback(self._on_done)
+
+    def detach(self) -> None:
+        """The session is gone: drop the link back to it (no reference cycle left
+        for the garbage collector to find)."""
+        self._on_done = None
 
 
 class Session:
@@ -199,6 +205,13 @@ class Session:
         self._write_reply = write_reply
         self._responses: deque[tuple[str, Any, bool]] = deque()
         self._flush_task: asyncio.Task[None] | None = None
+
+    def release(self) -> None:
+        """The session is closed: drop what links back to it (storage holds its
+        session, the worker set its callback), so it is freed at once rather than by
+        the cycle collector."""
+        self.extra_workers.detach()
+        self.login = LoginState(encoding=self.settings.encoding)
 
     def new_login(self) -> None:
         """Forget the login: a fresh :class:`LoginState` (REIN, USER again)."""

@@ -50,6 +50,10 @@ class HandlerBase:
     def notify(self, event: str, *args: Any) -> None:
         raise NotImplementedError
 
+    def fxp_allowed(self, session: Session) -> bool:
+        """Whether the logged-in user may use data connections with other hosts."""
+        raise NotImplementedError
+
     def get_paths(self, connection: Session, path: Any) -> tuple[Any, PurePosixPath]:
         """(real path, virtual path) for an argument; never outside the user's root."""
         virtual = resolve_virtual(connection.current_directory, str(path))

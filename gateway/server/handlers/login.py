@@ -65,7 +65,7 @@ class LoginCommands(HandlerBase):
             await self._ensure_local_root(connection, user)
             apply_user_encoding(connection, user)
             if code == "230":
-                connection.logged = True
+                self._logged_in(connection)
                 logger.info("session %s: logged in as %r", connection.id, user.login)
                 self.notify("login", connection, user.login, True)
         elif code == "530":
@@ -101,7 +101,7 @@ class LoginCommands(HandlerBase):
             else:
                 await asyncio.sleep(limiter.failure(connection.client_host))
         if ok:
-            connection.logged = True
+            self._logged_in(connection)
             logger.info("session %s: logged in as %r", connection.id, connection.user.login)
             self.notify("login", connection, connection.user.login, True)
             connection.response("230", "normal login")
@@ -176,6 +176,10 @@ class LoginCommands(HandlerBase):
         }
         connection.data.throttles = login.throttles
 
+    def _logged_in(self, connection: Session) -> None:
+        connection.login.logged = True
+        connection.data.fxp_allowed = self.fxp_allowed(connection)
+
     async def end_login(self, connection: Session) -> None:
         """Forget who is logged in (USER again, REIN, AUTH before PASS)."""
         login = connection.login
@@ -183,6 +187,7 @@ class LoginCommands(HandlerBase):
         self.release_user_throttle(connection)
         login.forget_user()
         connection.data.throttles = login.throttles
+        connection.data.fxp_allowed = False
         if was_logged:
             # logging in again: a fresh login deadline
             connection.login_started = connection.loop.time()

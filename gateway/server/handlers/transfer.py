@@ -165,8 +165,16 @@ class TransferCommands(HandlerBase):
                 await file.seek(offset)
             convert = FromNetwork() if ascii_mode else None
             write = file.write
+            plain = not stream.throttles and convert is None
+            pump = getattr(stream.reader, "pump", None)
+            write_now = file.immediate_writer()
+            if pump is not None and write_now is not None and plain:
+                # plain TCP into storage that never waits: each received block is
+                # written before the next is received, from one shared buffer
+                record.size += await pump(write_now, stream.read_timeout)
+                return
             read_view = getattr(stream.reader, "read_view", None)
-            if read_view is not None and not stream.throttles and convert is None:
+            if read_view is not None and plain:
                 # plain TCP, unthrottled: storage writes straight from the receive buffer
                 timeout = stream.read_timeout
                 while True:
