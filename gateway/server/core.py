@@ -13,6 +13,7 @@ import socket
 import ssl as ssl_module
 import stat as stat_module
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -186,6 +187,11 @@ class Server(
         self.sessions: dict[asyncio.Task[None], Session] = {}
         self.server: asyncio.base_events.Server | None = None
         self.server_host: str | None = None
+        #: sessions inherit SO_OOBINLINE from the listening sockets (set by start())
+        self._oob_inherited = False
+        self._settings_cache: tuple[tuple[Any, ...], SessionSettings, DataChannelSettings] | None = None
+        #: users whose local root is known to exist (checked at their first login)
+        self.roots_made: weakref.WeakSet[Any] = weakref.WeakSet()
         self.server_port: int | None = None
         self._root_backends: dict[str, tuple[Any, Any]] = {}
         #: Given to URL-rooted backends (``s3://``): endpoint, credentials, part size...
@@ -246,7 +252,14 @@ class Server(
         kwargs.setdefault("backlog", self.backlog)
         kwargs.setdefault("limit", max(self.max_line_length + 2, 1024))
         kwargs.setdefault("reuse_address", True)
-        self.server = await asyncio.start_server(self.dispatcher, host, port, **kwargs)
+        serve_now = kwargs.pop("start_serving", True)
+        self.server = await asyncio.start_server(
+            self.dispatcher, host, port, start_serving=False, **kwargs
+        )
+        # accepted connections inherit the listener's SO_OOBINLINE: no per-session call
+        self._oob_inherited = all(_urgent_data_inline(sock) for sock in self.server.sockets)
+        if serve_now:
+            await self.server.start_serving()
         for sock in self.server.sockets:
             if sock.family in (2, 10):  # AF_INET, AF_INET6
                 self.server_host, self.server_port = sock.getsockname()[:2]
@@ -378,7 +391,8 @@ class Server(
         """Serve one control connection from greeting to close."""
         task = asyncio.current_task()
         stream = StreamIO(reader, writer, write_timeout=self.socket_timeout)
-        _urgent_data_inline(writer)
+        if not self._oob_inherited:
+            _urgent_data_inline(writer.get_extra_info("socket"))
         session = Session(
             reader,
             writer,
@@ -540,8 +554,23 @@ class Server(
             pass
 
     # -- what a session is built from ------------------------------------------------------
-    def _session_settings(self) -> SessionSettings:
-        return SessionSettings(
+    def _settings_key(self) -> tuple[Any, ...]:
+        return (
+            self.path_io_factory, self.encoding, self.socket_timeout, self.idle_timeout,
+            self.login_timeout, self.wait_future_timeout, self.path_timeout, self.block_size,
+            self.data_port_pool, self.tls_context, self.data_timeout,
+            self.data_tls_handshake_timeout, self.passive_listen_timeout,
+            self.require_tls_session_reuse,
+        )  # fmt: skip
+
+    def _settings(self) -> tuple[SessionSettings, DataChannelSettings]:
+        """What new sessions are built from; made again only when an attribute it
+        reads changed (a reload, a test), so a login does not rebuild it."""
+        key = self._settings_key()
+        cached = self._settings_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        session_settings = SessionSettings(
             path_io_factory=self.path_io_factory,
             encoding=self.encoding,
             socket_timeout=self.socket_timeout,
@@ -551,13 +580,11 @@ class Server(
             path_timeout=self.path_timeout,
             block_size=self.block_size,
         )
-
-    def _data_channel_for(self, session: Session) -> DataChannel:
         data_timeout = self.socket_timeout if self.socket_timeout is not None else self.data_timeout
         handshake = self.data_tls_handshake_timeout
         if data_timeout is not None:
             handshake = min(handshake, data_timeout)
-        settings = DataChannelSettings(
+        data_settings = DataChannelSettings(
             ports=self.data_port_pool,
             tls_context=self.tls_context,
             handshake_timeout=handshake,
@@ -566,8 +593,15 @@ class Server(
             socket_timeout=data_timeout,
             require_session_reuse=self.require_tls_session_reuse,
         )
+        self._settings_cache = (key, session_settings, data_settings)
+        return session_settings, data_settings
+
+    def _session_settings(self) -> SessionSettings:
+        return self._settings()[0]
+
+    def _data_channel_for(self, session: Session) -> DataChannel:
         return DataChannel(
-            settings,
+            self._settings()[1],
             control_peer=session.client_host,
             local_host=session.server_host,
             label=session.id,
@@ -608,16 +642,20 @@ class Server(
         return self.path_io_factory(timeout=self.path_timeout, connection=session), None
 
 
-def _urgent_data_inline(writer: asyncio.StreamWriter) -> None:
-    # Clients send ABOR as TCP urgent data (ftplib: sendall(b"ABOR\r\n", MSG_OOB)).
-    # Without SO_OOBINLINE the kernel takes the urgent byte, the final LF, out of the
-    # stream and the ABOR line never ends.
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-        except (OSError, AttributeError):
-            pass
+def _urgent_data_inline(sock: Any) -> bool:
+    """SO_OOBINLINE on a socket; whether it could be set.
+
+    Clients send ABOR as TCP urgent data (ftplib: sendall(b"ABOR\r\n", MSG_OOB)).
+    Without SO_OOBINLINE the kernel takes the urgent byte, the final LF, out of the
+    stream and the ABOR line never ends.
+    """
+    if sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def _method_name(verb: str) -> str:

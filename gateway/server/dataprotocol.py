@@ -24,6 +24,10 @@ __all__ = ("DataProtocol", "ProtocolReader", "ProtocolWriter", "DATA_BUFFER_SIZE
 
 #: Receive buffer per plain data connection (allocated on the first byte received).
 DATA_BUFFER_SIZE = 256 * 1024
+#: What bytes arriving before the transfer asks for them get: a client may send as
+#: soon as it sees 150, before the upload is ready; an upload pumped into storage
+#: never needs more, one reading views grows it to ``DATA_BUFFER_SIZE``.
+EARLY_BUFFER_SIZE = 16 * 1024
 
 #: Takes received bytes at once, before the next receive (storage written on the loop).
 Sink = Callable[[memoryview], None]
@@ -47,6 +51,7 @@ class DataProtocol(asyncio.BufferedProtocol):
     def __init__(self, on_connect: Any = None, buffer_size: int = DATA_BUFFER_SIZE) -> None:
         self._on_connect = on_connect
         self._size = buffer_size
+        self._next_size = min(EARLY_BUFFER_SIZE, buffer_size)  # of the next allocation
         # allocated on the first byte received: downloads and listings never need it
         self._view: memoryview | None = None
         self._sink: Sink | None = None
@@ -75,7 +80,7 @@ class DataProtocol(asyncio.BufferedProtocol):
         if self._sink is not None:
             return _shared_view()
         if self._view is None:
-            self._view = memoryview(bytearray(self._size))
+            self._view = memoryview(bytearray(self._next_size))
         return self._view[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -146,6 +151,7 @@ class DataProtocol(asyncio.BufferedProtocol):
         while (view := await self._pending_view()) is not None:
             sink(view)
             total += len(view)
+        self._view = None  # what arrives from now on goes through the shared buffer
         if self._eof:
             if self._error is not None:
                 raise self._error
@@ -200,6 +206,10 @@ class DataProtocol(asyncio.BufferedProtocol):
         self._start = self._held
         if self._start == self._end:
             self._start = self._end = self._held = 0
+            if self._next_size < self._size:
+                # a consumer reading views: a full-size buffer from now on
+                self._next_size = self._size
+                self._view = None
             if self._reading_paused and self.transport is not None:
                 self._reading_paused = False
                 if not self.transport.is_closing():

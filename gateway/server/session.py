@@ -39,6 +39,7 @@ logger = logging.getLogger("gateway.server")
 
 _ids = itertools.count(1)
 _NO_THROTTLES: Mapping[str, StreamThrottle] = MappingProxyType({})
+_ROOT = PurePosixPath("/")
 
 T = TypeVar("T")
 
@@ -80,7 +81,7 @@ class LoginState:
     throttles: Mapping[str, StreamThrottle] = field(default_factory=lambda: _NO_THROTTLES)
     #: the user whose shared throttle this session counts as holding
     throttle_user: Any = None
-    current_directory: PurePosixPath = field(default_factory=lambda: PurePosixPath("/"))
+    current_directory: PurePosixPath = _ROOT
     transfer_type: str = "I"
     restart_offset: int = 0
     #: RNFR source (real path, virtual path), waiting for RNTO
@@ -211,7 +212,7 @@ class Session:
         session, the worker set its callback), so it is freed at once rather than by
         the cycle collector."""
         self.extra_workers.detach()
-        self.login = LoginState(encoding=self.settings.encoding)
+        self.login.path_io = None
 
     def new_login(self) -> None:
         """Forget the login: a fresh :class:`LoginState` (REIN, USER again)."""

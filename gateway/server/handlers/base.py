@@ -9,6 +9,7 @@ into another's internals.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -45,6 +46,7 @@ class HandlerBase:
     throttle: StreamThrottle
     throttle_per_connection: StreamThrottle
     throttle_per_user: dict[Any, StreamThrottle]
+    roots_made: weakref.WeakSet[Any]
 
     # -- shared steps, defined by Server ------------------------------------------------
     def notify(self, event: str, *args: Any) -> None:

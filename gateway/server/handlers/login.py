@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -143,11 +144,15 @@ class LoginCommands(HandlerBase):
         account added with ``gateway users add --root /srv/ftp/alice`` just works."""
         if not isinstance(user.base_path, Path) or connection.login.storage_root is not None:
             return
+        if user in self.roots_made:
+            return
         root = connection.user_root
         try:
             if not await connection.path_io.exists(root):
                 await connection.path_io.mkdir(root, parents=True)
                 logger.info("session %s: created root %s for %r", connection.id, root, user.login)
+            with contextlib.suppress(TypeError):  # a user class without weak references
+                self.roots_made.add(user)
         except Exception as exc:  # the login goes on; commands will report the problem
             logger.warning("session %s: cannot create root %s: %s", connection.id, root, exc)
 
