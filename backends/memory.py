@@ -231,7 +231,7 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def realpath(self, path: PurePosixPath) -> PurePosixPath:
-        return self._parts(path)[0]
+        return PurePosixPath("/", *self._parts(path)[1])
 
     @universal_exception
     async def lstat_is_symlink(self, path: PurePosixPath) -> bool:

@@ -10,21 +10,22 @@ from __future__ import annotations
 import io
 from pathlib import PurePath, PurePosixPath
 
-from .errors import PathIsNotAbsolute
-
 __all__ = ("absolute_parts", "seek_target")
+
+_ORIGIN = PurePosixPath("/")
 
 
 def absolute_parts(path: PurePath | str) -> tuple[PurePosixPath, list[str]]:
-    """(the path, its parts below ``/`` with ``..`` resolved lexically).
+    """(the path made absolute, its parts below ``/`` with ``..`` resolved lexically).
 
-    ``..`` above the top stays at the top, as ``/..`` does on a disk.
-
-    :raises PathIsNotAbsolute: for a relative path
+    A relative path is relative to the storage's own origin, ``/`` (as a relative
+    path on disk is relative to the current directory): aioftp's ``User()`` serves
+    ``Path(".")`` by default.  ``..`` above the top stays at the top, as ``/..``
+    does on a disk, so a relative path never reaches above the origin either.
     """
     path = PurePosixPath(path)
     if not path.is_absolute():
-        raise PathIsNotAbsolute(path)
+        path = _ORIGIN / path
     parts: list[str] = []
     for part in path.parts[1:]:
         if part == "..":

@@ -26,7 +26,6 @@ from backends import (
     PathIO,
     PathIOError,
     PathIONursery,
-    PathIsNotAbsolute,
     backend_for_root,
     register_backend,
     resolve_backend,
@@ -458,10 +457,21 @@ async def test_memory_has_no_raw_file_and_no_symlinks():
     assert not await pio.lstat_is_symlink(PurePosixPath("/f"))
 
 
-async def test_memory_refuses_relative_paths():
+async def test_memory_relative_paths_start_at_the_tree_root():
+    """As on disk a relative path starts at the current directory, in memory it
+    starts at the tree's root (aioftp's default ``User()`` serves ``Path(".")``);
+    ``..`` never climbs above it."""
     pio = MemoryPathIO()
-    with pytest.raises(PathIsNotAbsolute):
-        await pio.exists(PurePosixPath("relative"))
+    await pio.mkdir(PurePosixPath("relative/inner"), parents=True)
+    assert await pio.is_dir(PurePosixPath("/relative/inner"))
+    assert await pio.exists(PurePosixPath("relative"))
+    assert await pio.realpath(PurePosixPath(".")) == PurePosixPath("/")
+    assert await pio.realpath(PurePosixPath("relative/../..")) == PurePosixPath("/")
+    async with pio.open(PurePosixPath("relative/f"), "wb") as f:
+        await f.write(b"data")
+    assert sorted(p.name for p in await pio.list(PurePosixPath("relative"))) == ["f", "inner"]
+    async with pio.open(PurePosixPath("/relative/f"), "rb") as f:
+        assert await f.read() == b"data"
 
 
 async def test_memory_rename_dir_into_itself_refused():
