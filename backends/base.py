@@ -30,6 +30,7 @@ __all__ = (
     "AsyncPathIOContext",
     "HandleMethods",
     "PathIONursery",
+    "check_handle",
     "universal_exception",
     "with_timeout",
 )
@@ -168,6 +169,20 @@ class AsyncLister(AbstractAsyncLister):
             await aclose()
 
 
+def check_handle(file: Any) -> None:
+    """Refuse what ``open()`` returns where a method takes the handle ``_open`` made.
+
+    Its ``seek``/``read`` are coroutine functions, so calling them as a handle's
+    would silently do nothing; a ``ValueError`` says so, as aioftp does.  Other
+    handles are duck-typed: subclasses may return their own from ``_open``.
+    """
+    if isinstance(file, AsyncPathIOContext):
+        raise ValueError(
+            f"{type(file).__name__} is not a file handle of this path I/O; "
+            "call the methods of what open() returned, or pass its .file"
+        )
+
+
 class _BlockIterator:
     def __init__(self, read: Callable[[int], Awaitable[bytes]], count: int) -> None:
         self._read = read
@@ -231,6 +246,11 @@ class AsyncPathIOContext:
         write_now = getattr(self.pathio, "write_now", None)
         if write_now is None or self.file is None:
             return None
+        # a subclass that overrides ``write`` (to count, to fail, to transform) must
+        # see every write: only the class that defines both may skip the coroutine
+        kind = type(self.pathio)
+        if _defined_by(kind, "write") is not _defined_by(kind, "write_now"):
+            return None
         return functools.partial(write_now, self.file)
 
     async def read(self, block_size: int = DEFAULT_BLOCK_SIZE) -> bytes:
@@ -258,6 +278,14 @@ class AsyncPathIOContext:
 
     def iter_by_block(self, count: int = DEFAULT_BLOCK_SIZE) -> _BlockIterator:
         return _BlockIterator(self.read, count)
+
+
+def _defined_by(kind: type, name: str) -> type | None:
+    """The class in ``kind``'s MRO whose body defines ``name``."""
+    for klass in kind.__mro__:
+        if name in vars(klass):
+            return klass
+    return None
 
 
 class AbstractPathIO(abc.ABC, Generic[PathType]):
@@ -392,11 +420,13 @@ class HandleMethods:
     @universal_exception
     @with_timeout
     async def seek(self, file: Any, offset: int, whence: int = io.SEEK_SET) -> int:
+        check_handle(file)
         return file.seek(offset, whence)
 
     @universal_exception
     @with_timeout
     async def write(self, file: Any, data: bytes) -> None:
+        check_handle(file)
         if not isinstance(file, self.writer_type):
             raise io.UnsupportedOperation("not writable")
         await file.write(data)
@@ -404,12 +434,14 @@ class HandleMethods:
     @universal_exception
     @with_timeout
     async def read(self, file: Any, block_size: int) -> bytes:
+        check_handle(file)
         if isinstance(file, self.writer_type):
             raise io.UnsupportedOperation("not readable")
         return await file.read(block_size)
 
     @universal_exception
     async def close(self, file: Any) -> None:
+        check_handle(file)
         if isinstance(file, self.writer_type):
             await file.commit()
         elif inspect.isawaitable(closing := file.close()):
@@ -417,6 +449,7 @@ class HandleMethods:
 
     @universal_exception
     async def abort(self, file: Any) -> None:
+        check_handle(file)
         if isinstance(file, self.writer_type):
             await file.abort()
         elif inspect.isawaitable(closing := file.close()):

@@ -25,6 +25,7 @@ from .base import (
     AbstractAsyncLister,
     AbstractPathIO,
     AsyncLister,
+    check_handle,
     universal_exception,
     with_timeout,
 )
@@ -309,24 +310,29 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def seek(self, file: _LocalFile, offset: int, whence: int = io.SEEK_SET) -> int:
+        check_handle(file)
         return file.seek(offset, whence)
 
     @universal_exception
     async def write(self, file: _LocalFile, data: bytes) -> None:
+        check_handle(file)
         file.write(data)
 
     @universal_exception
     def write_now(self, file: _LocalFile, data: bytes | memoryview) -> None:
         """``write`` without the coroutine: this class writes on the event loop anyway,
         so a receiver can hand bytes over the moment they arrive."""
+        check_handle(file)
         file.write(data)
 
     @universal_exception
     async def read(self, file: _LocalFile, block_size: int) -> bytes:
+        check_handle(file)
         return file.read(block_size)
 
     @universal_exception
     async def close(self, file: _LocalFile) -> None:
+        check_handle(file)
         if file.durable:
             await asyncio.to_thread(file.commit)  # fsync waits for the disk: off the loop
         else:
@@ -334,6 +340,7 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def abort(self, file: _LocalFile) -> None:
+        check_handle(file)
         file.rollback()
 
     @universal_exception
@@ -461,26 +468,31 @@ class AsyncPathIO(AbstractPathIO[Path]):
     @universal_exception
     @with_timeout
     async def seek(self, file: _LocalFile, offset: int, whence: int = io.SEEK_SET) -> int:
+        check_handle(file)
         return await self._run(file.seek, offset, whence)
 
     @universal_exception
     @with_timeout
     async def write(self, file: _LocalFile, data: bytes) -> None:
+        check_handle(file)
         await self._run(file.write, data)
 
     @universal_exception
     @with_timeout
     async def read(self, file: _LocalFile, block_size: int) -> bytes:
+        check_handle(file)
         return await self._run(file.read, block_size)
 
     @universal_exception
     @with_timeout
     async def close(self, file: _LocalFile) -> None:
+        check_handle(file)
         await self._run(file.commit)
 
     @universal_exception
     @with_timeout
     async def abort(self, file: _LocalFile) -> None:
+        check_handle(file)
         await self._run(file.rollback)
 
     @universal_exception

@@ -19,7 +19,13 @@ from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
-from .base import AbstractAsyncLister, AbstractPathIO, AsyncLister, universal_exception
+from .base import (
+    AbstractAsyncLister,
+    AbstractPathIO,
+    AsyncLister,
+    check_handle,
+    universal_exception,
+)
 from .paths import absolute_parts, seek_target
 
 __all__ = ("MemoryPathIO", "MemoryStat")
@@ -277,6 +283,8 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def unlink(self, path: PurePosixPath) -> None:
+        if not self._parts(path)[1]:
+            raise _os_error(errno.EISDIR, path, IsADirectoryError)  # the root is a directory
         parent, name, path = self._parent(path)
         node = parent.children.get(name)
         if node is None:
@@ -288,6 +296,10 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def rename(self, source: PurePosixPath, destination: PurePosixPath) -> None:
+        # Both paths are looked up before the root is refused, as a disk does: a
+        # missing destination parent is ENOENT whatever the source.
+        if not self._parts(source)[1]:
+            self._parent(destination)
         source_parent, source_name, source = self._parent(source)
         node = source_parent.children.get(source_name)
         if node is None:
@@ -353,23 +365,28 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def seek(self, file: _MemoryFile, offset: int, whence: int = io.SEEK_SET) -> int:
+        check_handle(file)
         return file.seek(offset, whence)
 
     @universal_exception
     async def write(self, file: _MemoryFile, data: bytes) -> None:
+        check_handle(file)
         file.write(data)
 
     @universal_exception
     def write_now(self, file: _MemoryFile, data: bytes | memoryview) -> None:
+        check_handle(file)
         """``write`` without the coroutine (memory never waits)."""
         file.write(data)
 
     @universal_exception
     async def read(self, file: _MemoryFile, block_size: int) -> bytes:
+        check_handle(file)
         return file.read(block_size)
 
     @universal_exception
     async def close(self, file: _MemoryFile) -> None:
+        check_handle(file)
         if not file.writable:
             return
         if not file.owned and self._find(file.path) is not None:
@@ -388,6 +405,7 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     @universal_exception
     async def abort(self, file: _MemoryFile) -> None:
+        check_handle(file)
         writable, file.writable = file.writable, False
         file.data = bytearray()
         if not (writable and file.in_place and file.floor is not None):

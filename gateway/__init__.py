@@ -4,7 +4,14 @@ The public names are aioftp 0.28's, so code written for aioftp runs with
 ``import gateway as aioftp``.
 """
 
-from gateway.client import BaseClient, Client, DataConnectionThrottleStreamIO
+from gateway.client import (
+    BaseClient,
+    BasicListInfo,
+    Client,
+    DataConnectionThrottleStreamIO,
+    ListInfo,
+    UnixListInfo,
+)
 from gateway.common import (
     DEFAULT_ACCOUNT,
     DEFAULT_BLOCK_SIZE,
@@ -71,6 +78,7 @@ __all__ = (
     "AsyncStreamIterator",
     "AvailableConnections",
     "BaseClient",
+    "BasicListInfo",
     "Client",
     "Code",
     "Connection",
@@ -83,6 +91,7 @@ __all__ = (
     "DataConnectionThrottleStreamIO",
     "END_OF_LINE",
     "InvalidCommand",
+    "ListInfo",
     "MemoryPathIO",
     "MemoryUserManager",
     "NoAvailablePort",
@@ -100,6 +109,7 @@ __all__ = (
     "StreamThrottle",
     "Throttle",
     "ThrottleStreamIO",
+    "UnixListInfo",
     "User",
     "__version__",
     "async_enterable",

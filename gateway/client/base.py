@@ -37,6 +37,18 @@ Codes = str | int | Iterable[str | int]
 ListLineParser = Callable[[bytes], tuple[PurePosixPath, dict]]
 
 
+class ControlStreamIO(ThrottleStreamIO):
+    """The control connection's stream, which can turn into TLS (``AUTH TLS``)."""
+
+    async def start_tls(
+        self, sslcontext: ssl_module.SSLContext, server_hostname: str | None = None
+    ) -> None:
+        """Run the TLS handshake on the open connection, bounded by the read timeout."""
+        await self.writer.start_tls(
+            sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=self.read_timeout
+        )
+
+
 class _ExactSocksIO:
     """siosocks I/O that never reads past the proxy's reply.
 
@@ -140,7 +152,7 @@ class BaseClient:
         self.path_timeout = path_timeout
         self.path_io = path_io_factory(timeout=path_timeout)
         self.encoding = encoding
-        self.stream: ThrottleStreamIO | None = None
+        self.stream: ControlStreamIO | None = None
         self.ssl = ssl
         self.parse_list_line_custom = parse_list_line_custom
         self.parse_list_line_custom_first = parse_list_line_custom_first
@@ -197,7 +209,7 @@ class BaseClient:
         self.server_port = port
         context = self._ssl_context()
         reader, writer = await self._open_connection(host, port, ssl=context)
-        self.stream = ThrottleStreamIO(
+        self.stream = ControlStreamIO(
             reader,
             writer,
             throttles={"_": self.throttle},
@@ -239,8 +251,11 @@ class BaseClient:
     async def parse_response(self) -> tuple[Code, list[str]]:
         """Read one complete, possibly multi-line, reply."""
         reply = parsers.MultilineReply()
-        while not reply.feed(*await self.parse_line()):
-            pass
+        try:
+            while not reply.feed(*await self.parse_line()):
+                pass
+        except parsers.ReplySequenceError as e:
+            raise errors.StatusCodeError(e.code, e.received, e.info) from e
         assert reply.code is not None
         return reply.code, reply.info
 
@@ -262,10 +277,14 @@ class BaseClient:
         Replies matching ``wait_codes`` (preliminary ``1xx`` usually) are read
         past; the next one is checked against ``expected_codes`` and returned.
         With neither, nothing is read, which lets callers pipeline.
+        A command with CR or LF in it would be two commands on the wire (an
+        argument smuggling a ``DELE``), so it raises ``InvalidCommand`` unsent.
         """
         expected = wrap_into_codes(expected_codes)
         waits = wrap_into_codes(wait_codes)
         if command:
+            if "\r" in command or "\n" in command:
+                raise errors.InvalidCommand(f"CR or LF inside the command {command!r}")
             if self.stream is None:
                 raise ConnectionError("not connected")
             if censor_after:
@@ -370,7 +389,11 @@ class BaseClient:
         return parsers.parse_list_line_windows(self._decode(b))
 
     def parse_list_line(self, b: bytes) -> tuple[PurePosixPath, dict]:
-        """Try the custom parser (first or last), then unix, then windows."""
+        """Try the custom parser (first or last), then unix, then windows.
+
+        A parser that understood the line but found no entry in it (``.``, ``..``)
+        ends the search with ``NotAnEntry``.
+        """
         chain: list[ListLineParser | None] = [
             self.parse_list_line_unix,
             self.parse_list_line_windows,
@@ -385,6 +408,8 @@ class BaseClient:
                 continue
             try:
                 return parser(b)
+            except parsers.NotAnEntry:
+                raise
             except (ValueError, KeyError, IndexError) as e:
                 failures.append(e)
         raise ValueError("no parser understood the LIST line", b, failures)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from gateway import errors
+from gateway.client import parsers
 from gateway.client.active import ActiveListener
 from gateway.client.base import BaseClient, Codes
 from gateway.common import (
@@ -107,7 +108,10 @@ class _Lister(AbstractAsyncLister):
             text = line.strip()
             if not text or (text.startswith(b"total ") and text[6:].isdigit()):
                 return None
-            name, info = self.client.parse_list_line(line)
+            try:
+                name, info = self.client.parse_list_line(line)
+            except parsers.NotAnEntry:
+                return None
         if str(name) in _SKIPPED_NAMES or info.get("type") in _SKIPPED_TYPES:
             return None
         return self.directory / name, info
@@ -156,12 +160,12 @@ class Client(BaseClient):
             raise ConnectionError("not connected")
         if self._data_ssl is not None:
             raise RuntimeError("the control connection already uses TLS")
-        context = sslcontext or self._ssl_context() or ssl_module.create_default_context()
+        # Looked up on the module at call time, so it can be patched.
+        context = sslcontext if sslcontext is not None else ssl_module.create_default_context()
         await self.command("AUTH TLS", "234")
-        writer = self.stream.writer
-        await writer.start_tls(context, server_hostname=self.server_host)
+        await self.stream.start_tls(sslcontext=context, server_hostname=self.server_host)
         self._data_ssl = context
-        self._tls_session_source = writer.get_extra_info("ssl_object")
+        self._tls_session_source = self.stream.writer.get_extra_info("ssl_object")
         await self.command("PBSZ 0", "200")
         await self.command("PROT P", "200")
 

@@ -12,12 +12,18 @@ import datetime
 import ipaddress
 import re
 from pathlib import PurePosixPath
+from typing import TypedDict
 
 from gateway.common import Code
 
 __all__ = (
+    "BasicListInfo",
     "Info",
+    "ListInfo",
     "MultilineReply",
+    "NotAnEntry",
+    "ReplySequenceError",
+    "UnixListInfo",
     "parse_reply_line",
     "parse_pasv_response",
     "parse_epsv_response",
@@ -32,6 +38,60 @@ __all__ = (
 )
 
 Info = dict[str, object]
+
+
+class BasicListInfo(TypedDict, total=False):
+    """What any listing line tells about an entry (aioftp's name for it).
+
+    Values are strings as the server sent them (``size`` too); ``type`` is
+    ``"file"``, ``"dir"`` or ``"unknown"`` for LIST lines, and whatever the server
+    says for MLSD (``"cdir"``, ``"OS.unix=slink:..."``, ...).
+    """
+
+    type: str
+    size: str
+    modify: str
+    create: str
+
+
+# Keys with a dot cannot be class attributes, hence the functional form.
+_UnixFacts = TypedDict(
+    "_UnixFacts",
+    {"unix.mode": int, "unix.links": str, "unix.owner": str, "unix.group": str},
+    total=False,
+)
+
+
+class UnixListInfo(BasicListInfo, _UnixFacts, total=False):
+    """An ``ls -l`` line's facts; ``link_dst`` is a symlink's target."""
+
+    link_dst: str
+
+
+#: what ``Client.list`` and ``Client.stat`` describe an entry with
+ListInfo = BasicListInfo | UnixListInfo
+
+
+class NotAnEntry(ValueError):
+    """A listing line that was understood but names no entry: ``.`` or ``..``.
+
+    A ``ValueError`` so callers that try several parsers treat it like any line
+    they cannot use, while a lister can tell it from garbage and skip it quietly.
+    """
+
+
+class ReplySequenceError(ValueError):
+    """A multi-line reply interrupted by what looks like another reply's last line.
+
+    ``code`` is the code the reply started with, ``received`` the intruding one.
+    """
+
+    def __init__(self, code: Code, received: Code, info: list[str]) -> None:
+        super().__init__(f"reply {code} interrupted by a {received} line: {info!r}")
+        self.code = code
+        self.received = received
+        self.info = info
+
 
 _MONTHS = {
     name: number
@@ -60,8 +120,10 @@ class MultilineReply:
 
     The first line is ``xyz-text`` for a multi-line reply; the reply ends at the
     first line that starts with the same ``xyz`` followed by a space (or nothing).
-    Lines in between are text, whatever they start with, so a line such as
-    `` 123 foo`` or ``226 bar`` inside a ``211-`` reply does not end it.
+    Lines in between are text (`` 123 foo``, ``226-bar``), except one that starts
+    with another code and a space: that is the shape of a last line, so the server
+    has mixed up its replies, and waiting for ``xyz `` would wait forever (RFC 959
+    asks servers to indent such text lines).  ``ReplySequenceError`` says so.
     """
 
     def __init__(self) -> None:
@@ -83,6 +145,9 @@ class MultilineReply:
         if code == self.code and rest[:1] in ("-", " ", ""):
             self.info.append(rest)
             self.done = not rest.startswith("-")
+        elif len(code) == 3 and code.isdigit() and rest[:1] in (" ", ""):
+            self.info.append(code + rest)
+            raise ReplySequenceError(self.code, code, self.info)
         else:
             self.info.append(code + rest)
         return self.done
@@ -196,9 +261,10 @@ def _nearest_year(
     month: int, day: int, hour: int, minute: int, now: datetime.datetime
 ) -> datetime.datetime:
     # ls prints "HH:MM" instead of the year for dates within half a year, so the
-    # year is the one that puts the date closest to now (Feb 29 only in leap years).
+    # year is the one that puts the date closest to now.  Feb 29 exists only in
+    # leap years, so its nearest one may be up to four years away either way.
     candidates = []
-    for year in range(now.year - 4, now.year + 2):
+    for year in range(now.year - 4, now.year + 5):
         try:
             candidates.append(datetime.datetime(year, month, day, hour, minute))
         except ValueError:
@@ -240,9 +306,11 @@ def parse_ls_date(s: str, *, now: datetime.datetime | None = None) -> str:
 
 # --- LIST lines ----------------------------------------------------------------
 
-_UNIX_TYPES = {"-": "file", "d": "dir", "l": "link"}
+# A symlink is reported as a file, as aioftp does; its target is "link_dst".
+_UNIX_TYPES = {"-": "file", "d": "dir", "l": "file"}
+_NOT_ENTRIES = frozenset({".", ".."})
 _UNIX_LINE = re.compile(
-    r"(?P<type>[-dlbcpsDn?])(?P<mode>[-rwxsStTlL]{9})[+.@]?\s+"
+    r"(?P<type>\S)(?P<mode>[-rwxsStTlL]{9})[+.@]?\s+"
     r"(?P<links>\d+)\s+"
     r"(?P<owner>\S+)\s+(?:(?P<group>\S+)\s+)?"
     r"(?:(?P<size>\d+)|\d+,\s*\d+)\s+"
@@ -291,7 +359,8 @@ def parse_list_line_unix(
 
     The group column may be missing and device files show ``major, minor`` instead
     of a size; a symlink ``name -> target`` is named by its own name, with type
-    ``"link"`` and the target under ``"link_target"``.
+    ``"file"`` (as aioftp reports it) and the target under ``"link_dst"``.
+    ``.`` and ``..`` raise ``NotAnEntry``.
     """
     match = _UNIX_LINE.fullmatch(line.rstrip("\r\n"))
     if match is None:
@@ -308,12 +377,18 @@ def parse_list_line_unix(
         info["size"] = match["size"]
     info["modify"] = parse_ls_date(match["date"].replace(".", ""), now=now)
     name = match["name"].strip()
-    if info["type"] == "link" and " -> " in name:
+    if match["type"] == "l" and " -> " in name:
         name, _, target = name.partition(" -> ")
-        info["link_target"] = target
+        info["link_dst"] = target
+    return _entry_name(name, line), info
+
+
+def _entry_name(name: str, line: str) -> PurePosixPath:
     if not name:
         raise ValueError(f"no name in {line!r}")
-    return PurePosixPath(name), info
+    if name in _NOT_ENTRIES:
+        raise NotAnEntry(f"{name!r} names no entry of the directory: {line!r}")
+    return PurePosixPath(name)
 
 
 _WINDOWS_LINE = re.compile(
@@ -329,7 +404,7 @@ def parse_list_line_windows(line: str) -> tuple[PurePosixPath, Info]:
     """An IIS/DOS style line: ``11/11/2023  03:15 PM    <DIR>          name``.
 
     Accepts ``MM-DD-YY`` and ``MM/DD/YYYY``, 12- or 24-hour clocks and sizes with
-    thousands separators.
+    thousands separators.  ``.`` and ``..`` raise ``NotAnEntry``.
     """
     match = _WINDOWS_LINE.fullmatch(line.rstrip("\r\n"))
     if match is None:
@@ -349,10 +424,7 @@ def parse_list_line_windows(line: str) -> tuple[PurePosixPath, Info]:
     else:
         info["type"] = "file"
         info["size"] = match["size"].replace(",", "").replace(".", "")
-    name = match["name"].strip()
-    if not name:
-        raise ValueError(f"no name in {line!r}")
-    return PurePosixPath(name), info
+    return _entry_name(match["name"].strip(), line), info
 
 
 # --- MLSD / MLST ---------------------------------------------------------------

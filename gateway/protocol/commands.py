@@ -188,7 +188,7 @@ class CommandInfo:
     tls_login: bool = False
 
 
-MLST_FEAT = "MLST type*;size*;modify*;perm*;unique*;"
+MLST_FEAT = "MLST type*;size*;modify*;create*;perm*;unique*;"
 
 _TABLE: tuple[CommandInfo, ...] = (
     # access control

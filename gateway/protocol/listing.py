@@ -21,6 +21,8 @@ from gateway.protocol.commands import strip_list_flags
 __all__ = (
     "DEFAULT_MLSX_FACTS",
     "SIX_MONTHS",
+    "format_list_date",
+    "stat_mode",
     "format_list_line",
     "format_mlsx_line",
     "format_nlst_line",
@@ -30,7 +32,7 @@ __all__ = (
     "strip_list_flags",
 )
 
-DEFAULT_MLSX_FACTS: tuple[str, ...] = ("type", "size", "modify", "perm", "unique")
+DEFAULT_MLSX_FACTS: tuple[str, ...] = ("type", "size", "modify", "create", "perm", "unique")
 
 #: Half a Gregorian year, the "recent file" window of ``ls -l``.
 SIX_MONTHS = 365.2425 * 86400 / 2
@@ -98,19 +100,32 @@ def format_list_line(name: str, st: Any, *, now: float) -> str:
     would leak server accounts.  The date shows ``HH:MM`` for files from the last six
     months (as ``ls`` does) and the year otherwise.
     """
-    mode = st.st_mode
+    mode = stat_mode(st)
     type_char = _TYPE_CHAR.get(_stat.S_IFMT(mode), "-")
-    mtime = st.st_mtime
-    t = _gmtime(mtime)
-    if now - SIX_MONTHS < mtime <= now + _FUTURE_SLACK:
-        when = f"{_MONTHS[t.tm_mon]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
-    else:
-        when = f"{_MONTHS[t.tm_mon]} {t.tm_mday:2d}  {t.tm_year}"
+    when = format_list_date(st.st_mtime, now)
     nlink = getattr(st, "st_nlink", 1) or 1
     return (
         f"{type_char}{_RWX[mode & 0o7777]} {nlink:3d} ftp ftp {st.st_size:>12} "
         f"{when} {_safe_name(name)}"
     )
+
+
+def stat_mode(st: Any) -> int:
+    """``st_mode``; a plain file's mode for a stat result that has none (a custom
+    path I/O's minimal stat object, as aioftp allows)."""
+    mode: int = getattr(st, "st_mode", _REGULAR)
+    return mode
+
+
+_REGULAR = _stat.S_IFREG | 0o644
+
+
+def format_list_date(mtime: float, now: float) -> str:
+    """The date column of ``ls -l``: ``HH:MM`` for the last six months, else the year."""
+    t = _gmtime(mtime)
+    if now - SIX_MONTHS < mtime <= now + _FUTURE_SLACK:
+        return f"{_MONTHS[t.tm_mon]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
+    return f"{_MONTHS[t.tm_mon]} {t.tm_mday:2d}  {t.tm_year}"
 
 
 def format_nlst_line(name: str) -> str:
@@ -165,7 +180,7 @@ def format_mlsx_line(
     inode it is a hash of ``unique_key`` (default: the name; pass the full virtual path
     to keep same-named entries of different directories apart).
     """
-    is_dir = _stat.S_ISDIR(st.st_mode)
+    is_dir = _stat.S_ISDIR(stat_mode(st))
     parts = []
     for fact in facts:
         if fact == "type":
@@ -174,6 +189,12 @@ def format_mlsx_line(
             parts.append(f"size={st.st_size};")
         elif fact == "modify":
             parts.append(f"modify={format_mdtm(st.st_mtime)};")
+        elif fact == "create":
+            # the birth time where storage keeps one, else the inode change time
+            # (what aioftp reports); storage without either leaves the fact out
+            created = getattr(st, "st_birthtime", None) or getattr(st, "st_ctime", None)
+            if created is not None:
+                parts.append(f"create={format_mdtm(created)};")
         elif fact == "perm":
             if perm is not None:
                 parts.append(f"perm={perm};")

@@ -59,7 +59,12 @@ def virtual_to_real(base: P, virtual: PurePosixPath) -> P:
     if ".." in parts:
         raise ValueError(f"virtual path must be normalized: {virtual!s}")
     real = base.joinpath(*parts[1:])
-    assert real.is_relative_to(base), (base, virtual)
+    if not real.is_relative_to(base):
+        # a name the base's flavour reads as anchored ("C:\\x" under a Windows base):
+        # keep it a plain name below the base
+        real = type(base)(f"{base}/{'/'.join(parts[1:])}")
+        if not real.is_relative_to(base):
+            raise ValueError(f"virtual path leaves its root: {virtual!s}")
     return real
 
 

@@ -15,6 +15,7 @@ import stat as stat_module
 import time
 import weakref
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 from typing import Any
 
 from backends import PathIO, PathIONursery
@@ -26,14 +27,17 @@ from gateway.protocol.commands import (
     MAX_LINE_LENGTH,
     decode_line,
     encode_text,
+    is_verb,
     parse_command,
     strip_telnet,
 )
 from gateway.protocol.listing import (
     DEFAULT_MLSX_FACTS,
+    format_list_date,
     format_list_line,
     format_mlsx_line,
     mlsx_perm,
+    stat_mode,
 )
 from gateway.protocol.replies import format_reply
 from gateway.server.accounting import KeyCounts
@@ -51,7 +55,6 @@ from gateway.server.handlers import (
     TlsCommands,
     TransferCommands,
 )
-from gateway.server.preconditions import refusal
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session, SessionSettings
 from gateway.server.shutdown import shutdown_gracefully
@@ -213,6 +216,23 @@ class Server(
         """Live sessions keyed by their task (aioftp exposed its connections)."""
         return self.sessions
 
+    @property
+    def address(self) -> tuple[str | None, int | None]:
+        """(host, port) the server listens on (aioftp's ``Server.address``)."""
+        return self.server_host, self.server_port
+
+    @property
+    def available_data_ports(self) -> PortPool | None:
+        """The free passive ports (``qsize()`` counts them), or None when any port
+        will do (no ``data_ports``): aioftp's queue of data ports."""
+        return self.data_port_pool if self.data_ports is not None else None
+
+    @staticmethod
+    def build_list_mtime(st_mtime: float, now: float | None = None) -> str:
+        """The date column of a LIST line (``Jan  1 00:00`` or ``Jan  1  2001``),
+        as aioftp's ``Server.build_list_mtime``."""
+        return format_list_date(st_mtime, time.time() if now is None else now)
+
     def _build_commands_mapping(self) -> dict[str, Any]:
         mapping = {}
         for verb in COMMANDS:
@@ -368,11 +388,16 @@ class Server(
         stats = await connection.path_io.stat(path)
         return await self.mlsx_line(connection, path, stats, None)
 
-    async def mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
-        """An MLSD/MLST line from stats already at hand (a listing carries them)."""
-        virtual = connection.virtual_of(path)
+    async def mlsx_line(
+        self, connection: Session, path: Any, stats: Any, name: str | None,
+        virtual: PurePosixPath | None = None,
+    ) -> str:
+        """An MLSD/MLST line from stats already at hand (a listing carries them);
+        ``virtual``: the entry's virtual path when the caller knows it."""
+        if virtual is None:
+            virtual = connection.virtual_of(path)
         permission = await connection.user.get_permissions(virtual)
-        is_dir = stat_module.S_ISDIR(getattr(stats, "st_mode", 0))
+        is_dir = stat_module.S_ISDIR(stat_mode(stats))
         perm = mlsx_perm(is_dir, permission.readable, permission.writable)
         facts = connection.login.mlst_facts
         if facts is None:  # OPTS MLST not sent
@@ -380,10 +405,13 @@ class Server(
         return format_mlsx_line(path.name if name is None else name, stats, facts=facts, perm=perm)
 
     def _list_hooks_overridden(self) -> bool:
+        """Whether a subclass, or this instance, replaced a listing hook."""
         cls = type(self)
         return (
             cls.build_list_string is not Server.build_list_string
             or cls.build_mlsx_string is not Server.build_mlsx_string
+            or "build_list_string" in vars(self)
+            or "build_mlsx_string" in vars(self)
         )
 
     # -- the per-connection loop ------------------------------------------------------------
@@ -427,7 +455,8 @@ class Server(
             arm_watchdog(session)
             await self._command_loop(session)
         except asyncio.CancelledError:
-            if not session.closing:
+            # shutdown() says goodbye (421); close() just closes, as aioftp does
+            if not session.closing and self.shutting_down:
                 session.closing = True
                 try:
                     await asyncio.wait_for(
@@ -496,21 +525,15 @@ class Server(
             session.response("500", "empty command")
             return True
         handler = self.commands_mapping.get(verb) or self._extension_handler(verb)
-        info = COMMANDS.get(verb)
         if handler is None:
-            if info is not None:
+            if is_verb(verb):
                 session.response("502", f"'{verb.upper()}' not implemented")
             else:
                 session.response("500", f"'{_printable(verb.upper())}' not understood")
             return True
+        if verb not in _KEEPS_RESTART_OFFSET:
+            session.login.restart_offset = 0  # RFC 959: REST immediately precedes its transfer
         try:
-            if info is not None:
-                refused = await refusal(
-                    session, info, rest, require_tls=self.require_tls, get_paths=self.get_paths
-                )
-                if refused is not None:
-                    session.response(*refused)
-                    return True
             result = await handler(session, rest)
         except PathIOError as exc:
             session.response(*reply_for_storage_error(exc))
@@ -522,9 +545,10 @@ class Server(
         except (ConnectionError, asyncio.IncompleteReadError):
             raise
         except Exception:
-            logger.exception("session %s: error in %s", session.id, verb.upper())
-            session.response("451", "requested action aborted: local error in processing")
-            return True
+            # a bug (ours, or a subclass's handler): the session's state can no longer
+            # be trusted, so it ends, as aioftp ends it; a running upload rolls back
+            logger.exception("session %s: error in %s; closing the session", session.id, verb.upper())
+            return False
         return result is not False
 
     async def _close_session(self, session: Session) -> None:
@@ -656,6 +680,12 @@ def _urgent_data_inline(sock: Any) -> bool:
     except (OSError, AttributeError):
         return False
     return True
+
+
+#: Commands between REST and its transfer that keep the offset (setting up the data
+#: connection); any other command clears it, as RFC 959 has REST immediately precede
+#: the transfer it restarts.
+_KEEPS_RESTART_OFFSET = frozenset({"rest", "pasv", "epsv", "port", "eprt", "retr", "stor", "appe", "stou"})
 
 
 def _method_name(verb: str) -> str:

@@ -86,8 +86,10 @@ class PortPool:
     """The passive ports of a server, handed out least recently used first."""
 
     def __init__(self, ports: Iterable[int] | None) -> None:
-        self._free: list[int] = list(dict.fromkeys(int(p) for p in ports)) if ports else []
-        self.enabled = bool(self._free)
+        self._free: list[int] = list(dict.fromkeys(int(p) for p in ports)) if ports is not None else []
+        #: False: any free port will do (no range given); True: only these (an
+        #: empty range then means no passive mode at all)
+        self.enabled = ports is not None
 
     def candidates(self) -> list[int]:
         return list(self._free)
@@ -100,6 +102,10 @@ class PortPool:
             self._free.append(port)
 
     def __len__(self) -> int:
+        return len(self._free)
+
+    def qsize(self) -> int:
+        """Free ports (aioftp's ``available_data_ports`` is a queue of them)."""
         return len(self._free)
 
 
@@ -214,11 +220,12 @@ class DataChannel:
         return self._changed
 
     # -- modes ---------------------------------------------------------------------------
-    async def open_passive(self) -> int:
-        """Listen for the client's data connection; return the port.
+    async def open_passive(self) -> tuple[int, bool]:
+        """Listen for the client's data connection; (port, whether it is new).
 
         A listener still open from an earlier PASV is reused when its TLS mode
-        matches the protection level, so the client may send PASV twice.
+        matches the protection level and it has not accepted its connection yet,
+        so the client may send PASV twice.
         """
         self.active_address = None
         self._drop_connection()
@@ -229,9 +236,9 @@ class DataChannel:
         if self._listener is not None:
             if self._listener.tls == tls and self._listener.accepting:
                 self._arm_expiry(self._listener)
-                return self._listener.port
+                return self._listener.port, False
             await self.close_listener()
-        return await self._listen(tls)
+        return await self._listen(tls), True
 
     async def match_protection(self) -> None:
         """After PROT C following PASV under PROT P, reopen the listener in clear on the
@@ -412,14 +419,12 @@ class DataChannel:
                 self.settings.ports.give_back(listener.port)
 
     def _stop_listening(self) -> None:
-        """The one connection arrived: nobody else may connect to this port."""
+        """The one connection arrived: whoever connects to this port from now on is
+        turned away at once (the socket keeps listening, so they see a reset rather
+        than a queue); the port is the transfer's until it ends."""
         listener = self._listener
         if listener is not None:
             listener.accepting = False
-            listener.server.close()
-            if listener.from_pool:
-                listener.from_pool = False
-                self.settings.ports.give_back(listener.port)
 
     async def _start_listener(self, port: int, context: ssl.SSLContext | None) -> asyncio.base_events.Server:
         """A passive listener; with ``context`` TLS runs from the first byte.
@@ -472,6 +477,8 @@ class DataChannel:
     # -- accepting -----------------------------------------------------------------------------
     def _acceptable(self, transport: Any) -> bool:
         """Only the control connection's peer may connect, once per transfer."""
+        if self._listener is not None and not self._listener.accepting:
+            return False
         peer = transport.get_extra_info("peername") or ("", 0)
         if not same_host(peer[0], self.control_peer) and not self.fxp_allowed:
             logger.warning(

@@ -38,7 +38,9 @@ async def refusal(
     if needs_login == "with_argument":
         needs_login = bool(rest.strip())
     if needs_login and not login.logged:
-        return "530", "not logged in"
+        # 503, as aioftp answers: USER and PASS must come first (RFC 959's "bad
+        # sequence of commands"); the TLS refusal above stays 530
+        return "503", "bad sequence of commands (not logged in: use USER and PASS first)"
     if info.arg == "required" and not rest.strip():
         return "501", f"{info.name} needs an argument"
     if info.sequence == "user" and login.user is None:

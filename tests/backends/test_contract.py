@@ -216,6 +216,26 @@ async def test_open_context_round_trip_with_seek(backend):
         assert await f.read(1) == b"5"
 
 
+async def test_handle_methods_refuse_the_open_context(backend):
+    """``pio.seek(f, ...)`` with what ``open()`` returned (not its ``.file``) is a
+    ValueError, as in aioftp; before, its coroutine methods were called unawaited
+    and the seek silently did nothing."""
+    pio, root = backend
+    async with pio.open(root / "f", mode="wb") as f:
+        await f.write(b"foo")
+        for call in (
+            pio.seek(f, 0),
+            pio.read(f, 1),
+            pio.write(f, b"x"),
+        ):
+            with pytest.raises(PathIOError) as excinfo:
+                await call
+            assert isinstance(cause_of(excinfo), ValueError)
+        await f.seek(0)
+        await f.write(b"bar")
+    assert await get(pio, root / "f") == b"bar"
+
+
 async def test_iter_by_block(backend):
     pio, root = backend
     data = bytes(range(256)) * 40  # 10240 bytes
@@ -474,6 +494,23 @@ async def test_memory_relative_paths_start_at_the_tree_root():
         assert await f.read() == b"data"
 
 
+async def test_memory_root_is_a_directory_for_unlink_and_rename():
+    """The tree's root answers like a disk's directory: unlink is EISDIR, and a
+    rename's missing destination parent is reported before the root is refused."""
+    pio = MemoryPathIO()
+    for root in (PurePosixPath("/"), PurePosixPath(".")):
+        with pytest.raises(PathIOError) as excinfo:
+            await pio.unlink(root)
+        assert isinstance(cause_of(excinfo), IsADirectoryError)
+        with pytest.raises(PathIOError) as excinfo:
+            await pio.rename(root, PurePosixPath("/missing/x"))
+        assert isinstance(cause_of(excinfo), FileNotFoundError)
+        with pytest.raises(PathIOError) as excinfo:
+            await pio.rename(root, PurePosixPath("/x"))
+        assert cause_of(excinfo).errno == errno.EBUSY
+    assert await pio.list(PurePosixPath("/")) == []
+
+
 async def test_memory_rename_dir_into_itself_refused():
     pio = MemoryPathIO()
     await pio.mkdir(PurePosixPath("/a/b"), parents=True)
@@ -481,6 +518,42 @@ async def test_memory_rename_dir_into_itself_refused():
         await pio.rename(PurePosixPath("/a"), PurePosixPath("/a/b/c"))
     assert cause_of(excinfo).errno == errno.EINVAL
     assert await pio.is_dir(PurePosixPath("/a/b"))
+
+
+async def test_immediate_writer_does_not_bypass_an_overridden_write():
+    """The server writes uploads through ``write_now`` when a backend has one; a
+    subclass that overrides only ``write`` (to count, transform or fail) must still
+    see every byte, so the shortcut is offered only where one class defines both."""
+
+    class Failing(MemoryPathIO):
+        @universal_exception
+        async def write(self, file, data):
+            raise OSError("disk on fire")
+
+    class Both(Failing):
+        @universal_exception
+        async def write(self, file, data):
+            raise OSError("disk on fire")
+
+        def write_now(self, file, data):
+            raise OSError("disk on fire")
+
+    for cls, shortcut in ((MemoryPathIO, True), (Failing, False), (Both, True)):
+        async with cls().open(PurePosixPath("/f"), "wb") as f:
+            assert (f.immediate_writer() is not None) is shortcut, cls
+
+
+async def test_immediate_writer_on_disk(tmp_path):
+    class Counting(PathIO):
+        async def write(self, file, data):
+            await super().write(file, data)
+
+    async with PathIO().open(tmp_path / "a", "wb") as f:
+        assert f.immediate_writer() is not None
+    async with Counting().open(tmp_path / "b", "wb") as f:
+        assert f.immediate_writer() is None
+    async with AsyncPathIO().open(tmp_path / "c", "wb") as f:
+        assert f.immediate_writer() is None
 
 
 # -- shared state, errors, timeouts -----------------------------------------------------

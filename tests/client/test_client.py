@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
@@ -13,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from gateway.client import Client, DataConnectionThrottleStreamIO
-from gateway.errors import StatusCodeError
+from gateway.errors import InvalidCommand, StatusCodeError
 
 from .conftest import (
     PASSWORD,
@@ -403,7 +404,98 @@ async def test_tls(tls_server: TLSServerInfo, local: Path) -> None:
             await client.upgrade_to_tls(tls_server.client_context)
 
 
+async def test_tls_default_context_made_at_call_time(
+    tls_server: TLSServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a context the client asks ``ssl.create_default_context()`` when it
+    needs one, through the module (reachable as ``gateway.client.ssl``, where
+    aioftp code patches it), for implicit and explicit TLS alike."""
+    import gateway.client
+
+    assert gateway.client.ssl is ssl
+    made: list[tuple[object, ...]] = []
+
+    def trusting(*args: object) -> ssl.SSLContext:
+        made.append(args)
+        assert tls_server.client_context is not None
+        return tls_server.client_context
+
+    monkeypatch.setattr(gateway.client.ssl, "create_default_context", trusting)
+    options: dict[str, object] = (
+        {"ssl": True} if tls_server.implicit else {"upgrade_to_tls": True}
+    )
+    async with logged_in(tls_server, **options) as client:
+        assert client.stream is not None
+        assert client.stream.writer.get_extra_info("ssl_object") is not None
+        assert kinds(await client.list()) == {}
+    assert made == [()]
+
+
+async def test_upgrade_to_tls_commands_and_handshake(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exactly AUTH TLS, the handshake on the control stream, PBSZ 0, PROT P."""
+    server = await scripted(
+        {"AUTH": reply("234 go"), "PBSZ": reply("200 ok"), "PROT": reply("200 ok")}
+    )
+    sentinel = object()
+    monkeypatch.setattr(ssl, "create_default_context", lambda: sentinel)
+    handshakes: list[dict[str, object]] = []
+
+    async def fake_start_tls(**kwargs: object) -> None:
+        handshakes.append(kwargs)
+
+    client = Client()
+    await client.connect("127.0.0.1", server.port)
+    assert client.stream is not None
+    monkeypatch.setattr(client.stream, "start_tls", fake_start_tls)
+    await client.upgrade_to_tls()
+    assert handshakes == [{"sslcontext": sentinel, "server_hostname": "127.0.0.1"}]
+    assert server.received == ["AUTH TLS", "PBSZ 0", "PROT P"]
+    mine = object()
+    client._data_ssl = None  # as if the first upgrade had not happened
+    await client.upgrade_to_tls(mine)  # type: ignore[arg-type]
+    assert handshakes[-1] == {"sslcontext": mine, "server_hostname": "127.0.0.1"}
+    client.close()
+
+
 # --- odd replies, from a scripted server -------------------------------------------
+
+
+async def test_command_with_line_break_is_not_sent(scripted: Scripted) -> None:
+    """A CR or LF would make one command two on the wire (an argument smuggling a
+    DELE): the client refuses it before writing anything."""
+    server = await scripted({"NOOP": reply("200 ok")})
+    async with Client.context("127.0.0.1", server.port) as client:
+        for command in ("LIST\r\nfoo", "RETR a\nDELE b", "STOR x\r"):
+            with pytest.raises(InvalidCommand):
+                await client.command(command, "2xx")
+        assert await client.command("NOOP", "2xx") == ("200", [" ok"])
+    assert server.received == ["USER anonymous", "NOOP", "QUIT"]
+
+
+async def test_reply_interrupted_by_another_code_is_an_error(scripted: Scripted) -> None:
+    """"221-" then "220 ": the reply never ends as RFC 959 says it must; the client
+    reports the intruding code instead of waiting for "221 " forever."""
+    server = await scripted(greeting=("221-hello", "220 hello"))
+    client = Client()
+    async with asyncio.timeout(5):
+        with pytest.raises(StatusCodeError) as e:
+            await client.connect("127.0.0.1", server.port)
+    assert e.value.received_codes == ("220",)
+    assert e.value.expected_codes == ("221",)
+    client.close()
+
+
+def test_list_info_names_are_public() -> None:
+    import gateway
+    import gateway.client
+
+    for name in ("BasicListInfo", "ListInfo", "UnixListInfo"):
+        assert name in gateway.__all__ and name in gateway.client.__all__
+        assert getattr(gateway, name) is getattr(gateway.client, name)
+    info: gateway.UnixListInfo = {"type": "file", "unix.mode": 0o644, "link_dst": "t"}
+    assert info["unix.mode"] == 0o644
 
 
 async def test_greeting_after_120_multiline(scripted: Scripted) -> None:
@@ -497,6 +589,8 @@ async def test_mlsd_unknown_falls_back_to_list_and_stat(scripted: Scripted) -> N
         b"drwxr-xr-x 2 o g 4096 Jan  1  2020 .\r\n"
         b"drwxr-xr-x 2 o g 4096 Jan  1  2020 ..\r\n"
         b"-rw-r--r-- 1 o g 12 Jan  1  2020 file name\r\n"
+        b"11/11/2023  03:15 PM    <DIR>          .\r\n"
+        b"11/11/2023  03:15 PM    <DIR>          ..\r\n"
         b"11/11/2023  03:15 PM    <DIR>          win dir\r\n"
         b"\r\n"
     )

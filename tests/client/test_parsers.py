@@ -38,9 +38,22 @@ def test_multi_line_reply_with_text_lines() -> None:
 
 
 def test_multi_line_reply_other_codes_inside_are_text() -> None:
-    code, info = reply("230-Welcome", "226 not the end", "230-still", "230 done")
+    code, info = reply("230-Welcome", " 226 indented", "226-dash", "230-still", "230 done")
     assert code == "230"
-    assert info == ["-Welcome", "226 not the end", "-still", " done"]
+    assert info == ["-Welcome", " 226 indented", "226-dash", "-still", " done"]
+
+
+@pytest.mark.parametrize("intruder", ["220 tail", "226", "211 end of another reply"])
+def test_multi_line_reply_interrupted_by_another_last_line(intruder: str) -> None:
+    # A server that starts "221-" and ends "220 " would leave the client waiting
+    # for "221 " forever; the shape of another reply's last line is an error.
+    collector = parsers.MultilineReply()
+    collector.feed(*parsers.parse_reply_line("221-hello\r\n"))
+    with pytest.raises(parsers.ReplySequenceError) as caught:
+        collector.feed(*parsers.parse_reply_line(intruder + "\r\n"))
+    assert (caught.value.code, caught.value.received) == ("221", intruder[:3])
+    assert caught.value.info == ["-hello", intruder]
+    assert isinstance(caught.value, ValueError)
 
 
 def test_malformed_first_line() -> None:
@@ -159,6 +172,12 @@ def test_format_date_time() -> None:
         ("Jun  1 10:00", datetime.datetime(2023, 11, 20), "20230601100000"),
         ("Feb 29 12:00", datetime.datetime(2024, 6, 1), "20240229120000"),
         ("Feb 29 12:00", datetime.datetime(2025, 1, 1), "20240229120000"),
+        # Feb 29 is in the nearest leap year, which may be ahead of now.
+        ("Feb 29 00:00", datetime.datetime(2026, 2, 28), "20240229000000"),
+        ("Feb 29 00:00", datetime.datetime(2026, 3, 2), "20280229000000"),
+        ("Feb 29 00:00", datetime.datetime(2027, 1, 1), "20280229000000"),
+        ("Feb 29 00:00", datetime.datetime(2021, 12, 31), "20200229000000"),
+        ("Feb 29 00:00", datetime.datetime(2022, 6, 1), "20240229000000"),
         ("Jan  1  2020", NOW, "20200101000000"),
         ("Jan 1 2020", NOW, "20200101000000"),
         ("sep 30  1999", NOW, "19990930000000"),
@@ -215,9 +234,29 @@ def test_unix_symlink() -> None:
     name, info = client.parse_list_line_unix(
         b"lrwxrwxrwx 1 root root 7 Jan  1  2020 my link -> target dir/"
     )
+    # As aioftp reports it: a file, whose target is "link_dst".
     assert name == PurePosixPath("my link")
-    assert info["type"] == "link"
-    assert info["link_target"] == "target dir/"
+    assert info["type"] == "file"
+    assert info["link_dst"] == "target dir/"
+    _, info = client.parse_list_line_unix(b"lrwxrwxrwx 1 poh poh 6 Mar 23 05:46 l -> /tmp.py")
+    assert info["link_dst"] == "/tmp.py"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"drwxr-xr-x  3 ftp ftp 4096 Jan  1  2020 .",
+        b"drwxr-xr-x  3 ftp ftp 4096 Jan  1  2020 ..",
+        b" 11/4/2018   9:09 PM  <DIR>         .",
+        b" 8/10/2018   1:02 PM  <DIR>         ..",
+    ],
+)
+def test_dot_entries_are_not_entries(line: bytes) -> None:
+    with pytest.raises(parsers.NotAnEntry):
+        client.parse_list_line(line)
+    parse = client.parse_list_line_windows if b"<DIR>" in line else client.parse_list_line_unix
+    with pytest.raises(ValueError):
+        parse(line)
 
 
 def test_unix_without_group_and_acl_marker() -> None:
@@ -234,6 +273,10 @@ def test_unix_numeric_owner_group_and_device() -> None:
     assert name == PurePosixPath("null")
     assert info["type"] == "unknown"
     assert "size" not in info
+    # Any other type letter is an entry of unknown type, as aioftp reports it.
+    for letter in "Ezp":
+        _, info = client.parse_list_line_unix(f"{letter}rw-rw-r-- 1 o g 6 Feb 27 04:14 h".encode())
+        assert info["type"] == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -244,7 +287,7 @@ def test_unix_numeric_owner_group_and_device() -> None:
         b"-rw-r--r-- 1 owner group 12 Nov 11 15:15",
         b"-rw-r--r-- x owner group 12 Nov 11 15:15 name",
         b"-rw-r--r-- 1 owner group big Nov 11 15:15 name",
-        b"zrw-r--r-- 1 owner group 12 Nov 11 15:15 name",
+        b" rw-r--r-- 1 owner group 12 Nov 11 15:15 name",
         b"-rw-r--r-- 1 owner group 12 Xyz 11 15:15 name",
     ],
 )
@@ -387,7 +430,7 @@ def test_fuzz_parse_list_line_only_raises_value_error(line: bytes) -> None:
     except ValueError:
         return
     assert isinstance(name, PurePosixPath)
-    assert info["type"] in ("file", "dir", "link", "unknown")
+    assert info["type"] in ("file", "dir", "unknown")
 
 
 @settings(max_examples=300, deadline=None)

@@ -185,7 +185,7 @@ def test_feat_lines() -> None:
     assert lines == [
         "EPSV",
         "MDTM",
-        "MLST type*;size*;modify*;perm*;unique*;",
+        "MLST type*;size*;modify*;create*;perm*;unique*;",
         "REST STREAM",
         "SIZE",
         "UTF8",

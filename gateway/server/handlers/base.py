@@ -8,25 +8,64 @@ into another's internals.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
 
 from backends.errors import PathEscapesRoot, PathIOError
+from gateway.protocol.commands import COMMANDS, CommandInfo
 from gateway.protocol.paths import is_within, resolve_virtual, virtual_to_real
 from gateway.server.datachannel import PortPool
 from gateway.server.events import ServerEvents
+from gateway.server.preconditions import refusal
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
 from gateway.throttle import StreamThrottle
 
 __all__ = ("HandlerBase",)
 
+Handler = Callable[["HandlerBase", Session, str], Awaitable[bool]]
+
+
+def _checked(info: CommandInfo, handler: Handler) -> Handler:
+    """``handler`` refusing first what the command table says it must refuse."""
+
+    @functools.wraps(handler)
+    async def checked(self: HandlerBase, connection: Session, rest: str) -> bool:
+        refused = await refusal(
+            connection, info, rest, require_tls=self.require_tls, get_paths=self.get_paths
+        )
+        if refused is not None:
+            connection.response(*refused)
+            return True
+        return await handler(self, connection, rest)
+
+    return checked
+
 
 class HandlerBase:
-    """Settings and shared steps of the server, as handlers see them."""
+    """Settings and shared steps of the server, as handlers see them.
+
+    Each built-in command handler (a method named after its verb in the handler
+    groups of ``gateway.server.handlers``) is wrapped, when its class is made, with
+    the generic refusals its entry in the command table calls for
+    (``preconditions.refusal``).  So the checks travel with the handler, as aioftp's
+    decorators do: a subclass calling ``super().retr(...)`` gets them, and one that
+    replaces a handler outright decides its own (aioftp's extension contract).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("gateway.server.handlers."):
+            return
+        for name, value in list(vars(cls).items()):
+            info = COMMANDS.get(name[:-1] if name.endswith("_") else name)
+            if info is not None and inspect.iscoroutinefunction(value):
+                setattr(cls, name, _checked(info, value))
 
     # settings (set by Server.__init__)
     block_size: int
@@ -56,10 +95,18 @@ class HandlerBase:
         """Whether the logged-in user may use data connections with other hosts."""
         raise NotImplementedError
 
-    def get_paths(self, connection: Session, path: Any) -> tuple[Any, PurePosixPath]:
-        """(real path, virtual path) for an argument; never outside the user's root."""
-        virtual = resolve_virtual(connection.current_directory, str(path))
-        return virtual_to_real(connection.user_root, virtual), virtual
+    @staticmethod
+    def get_paths(connection: Any, path: Any) -> tuple[Any, PurePosixPath]:
+        """(real path, virtual path) for an argument; never outside the user's root.
+
+        A static method, as aioftp's: it works on aioftp's ``Connection`` too (the
+        root is then ``connection.user.base_path``)."""
+        virtual = resolve_virtual(PurePosixPath(str(connection.current_directory)), str(path))
+        if isinstance(connection, Session):
+            root = connection.user_root
+        else:
+            root = connection.user.base_path
+        return virtual_to_real(root, virtual), virtual
 
     async def resolve(self, connection: Session, argument: str) -> tuple[Any, PurePosixPath]:
         """(real, virtual) path of an argument, refusing symlinks that leave the root.
@@ -102,7 +149,8 @@ class HandlerBase:
         raise NotImplementedError
 
     def listing_lines(
-        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None
+        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None,
+        virtual: PurePosixPath | None = None,
     ) -> AsyncIterator[str]:
         """A listing's lines (``ListingCommands``)."""
         raise NotImplementedError
@@ -115,7 +163,10 @@ class HandlerBase:
         """aioftp's hook: one MLSD/MLST line (``Server``)."""
         raise NotImplementedError
 
-    async def mlsx_line(self, connection: Session, path: Any, stats: Any, name: str | None) -> str:
+    async def mlsx_line(
+        self, connection: Session, path: Any, stats: Any, name: str | None,
+        virtual: PurePosixPath | None = None,
+    ) -> str:
         """An MLSD/MLST line from stats at hand (``Server``)."""
         raise NotImplementedError
 

@@ -34,21 +34,20 @@ class DataPortCommands(HandlerBase):
             return True
         host = self.ipv4_pasv_forced_response_address or connection.server_host
         if not ipv4_form(host):
-            connection.response("425", "PASV is IPv4 only on this connection; use EPSV")
+            connection.response("503", "PASV is IPv4 only; this connection is IPv6: use EPSV")
             return True
-        port = await self._listen(connection)
-        if port is not None:
-            connection.response("227", f"Entering Passive Mode {format_pasv_reply_address(host, port)}")
+        listening = await self._listen(connection)
+        if listening is not None:
+            port, state = listening
+            address = format_pasv_reply_address(host, port)
+            connection.response("227", f"Entering Passive Mode {address}; listen socket {state}")
         return True
 
     async def epsv(self, connection: Session, rest: str) -> bool:
         try:
             argument = parse_epsv_arg(rest)
-        except UnsupportedProtocol:
-            connection.response("522", "protocol not supported, use (1,2)")
-            return True
-        except ValueError:
-            connection.response("501", "EPSV takes 1, 2 or ALL")
+        except ValueError:  # an unknown protocol number, or not one at all
+            connection.response("522", "network protocol not supported, use (1,2) or ALL")
             return True
         if argument.upper() == "ALL":
             connection.data.epsv_all = True
@@ -58,14 +57,17 @@ class DataPortCommands(HandlerBase):
         if argument and (argument == "1") != ipv4:
             connection.response("522", f"protocol not supported, use ({'1' if ipv4 else '2'})")
             return True
-        port = await self._listen(connection)
-        if port is not None:
-            connection.response("229", f"Entering Extended Passive Mode {format_epsv(port)}")
+        listening = await self._listen(connection)
+        if listening is not None:
+            port, state = listening
+            connection.response("229", f"Entering Extended Passive Mode {format_epsv(port)}; listen socket {state}")
         return True
 
-    async def _listen(self, connection: Session) -> int | None:
+    async def _listen(self, connection: Session) -> tuple[int, str] | None:
+        """(port, "created" or "already exists"), or None once refused."""
         try:
-            return await connection.data.open_passive()
+            port, new = await connection.data.open_passive()
+            return port, "created" if new else "already exists"
         except DataChannelRefused as refused:
             connection.response(refused.code, refused.text)
         except OSError as exc:

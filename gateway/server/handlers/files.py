@@ -12,7 +12,7 @@ import stat as stat_module
 from pathlib import PurePosixPath
 from typing import Any
 
-from gateway.protocol.listing import format_mdtm
+from gateway.protocol.listing import format_mdtm, stat_mode
 from gateway.protocol.replies import quote_path
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
@@ -102,7 +102,7 @@ class FileCommands(HandlerBase):
     async def size(self, connection: Session, rest: str) -> bool:
         real, _virtual = await self.resolve(connection, rest)
         stats = await connection.path_io.stat(real)
-        if stat_module.S_ISDIR(stats.st_mode):
+        if stat_module.S_ISDIR(stat_mode(stats)):
             connection.response("550", "path is not a file")
         else:
             connection.response("213", str(stats.st_size))
@@ -111,7 +111,7 @@ class FileCommands(HandlerBase):
     async def mdtm(self, connection: Session, rest: str) -> bool:
         real, _virtual = await self.resolve(connection, rest)
         stats = await connection.path_io.stat(real)
-        if stat_module.S_ISDIR(stats.st_mode):
+        if stat_module.S_ISDIR(stat_mode(stats)):
             connection.response("550", "path is not a file")
         else:
             connection.response("213", format_mdtm(stats.st_mtime))

@@ -50,10 +50,13 @@ class ListingCommands(HandlerBase):
             argument, pattern = split_glob(argument)
         real, virtual = await self.resolve(connection, argument)
         stats = await connection.path_io.stat(real)
-        return real, virtual, stat_module.S_ISDIR(stats.st_mode), pattern
+        if hasattr(stats, "st_mode"):
+            return real, virtual, stat_module.S_ISDIR(stats.st_mode), pattern
+        # a minimal stat object (a custom path I/O): ask storage directly
+        return real, virtual, bool(await connection.path_io.is_dir(real)), pattern
 
     async def _listing(self, connection: Session, argument: str, kind: str) -> bool:
-        real, _virtual, is_dir, pattern = await self.listing_target(
+        real, virtual, is_dir, pattern = await self.listing_target(
             connection, argument, globbing=kind != "mlsd"
         )
         if kind == "mlsd" and not is_dir:
@@ -64,7 +67,7 @@ class ListingCommands(HandlerBase):
         async def body(stream: ThrottleStreamIO) -> None:
             batch: list[str] = []
             size = 0
-            async for line in self.listing_lines(connection, real, is_dir, kind, pattern):
+            async for line in self.listing_lines(connection, real, is_dir, kind, pattern, virtual):
                 batch.append(line)
                 size += len(line)
                 if size >= LISTING_BATCH:
@@ -77,9 +80,11 @@ class ListingCommands(HandlerBase):
         return self.start_transfer(connection, body, "150", "listing started")
 
     async def listing_lines(
-        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None
+        self, connection: Session, real: Any, is_dir: bool, kind: str, pattern: str | None,
+        virtual: PurePosixPath | None = None,
     ) -> AsyncIterator[str]:
-        """The lines of a listing ("list", "nlst" or "mlsd"), CRLF-terminated."""
+        """The lines of a listing ("list", "nlst" or "mlsd"), CRLF-terminated;
+        ``virtual`` is the listed path as the client named it."""
         path_io = connection.path_io
         now = time.time()
         hooks = self._list_hooks_overridden()
@@ -109,12 +114,15 @@ class ListingCommands(HandlerBase):
             if kind == "list":
                 yield format_list_line(name, stats, now=now) + "\r\n"
             else:
-                yield await self.mlsx_line(connection, path, stats, None) + "\r\n"
+                entry = None
+                if virtual is not None:
+                    entry = virtual / name if is_dir else virtual
+                yield await self.mlsx_line(connection, path, stats, None, entry) + "\r\n"
 
     async def mlst(self, connection: Session, rest: str) -> bool:
         real, virtual = await self.resolve(connection, rest)
         stats = await connection.path_io.stat(real)
-        line = await self.mlsx_line(connection, real, stats, str(virtual))
+        line = await self.mlsx_line(connection, real, stats, str(virtual), virtual)
         connection.response("250", ["start", line, "end"], True)
         return True
 

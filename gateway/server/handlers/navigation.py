@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat as stat_module
 
+from gateway.protocol.listing import stat_mode
 from gateway.protocol.replies import quote_path
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
@@ -19,7 +20,7 @@ class NavigationCommands(HandlerBase):
     async def cwd(self, connection: Session, rest: str) -> bool:
         real, virtual = await self.resolve(connection, rest)
         stats = await connection.path_io.stat(real)  # a missing path: storage says 550
-        if not stat_module.S_ISDIR(stats.st_mode):
+        if not stat_module.S_ISDIR(stat_mode(stats)):
             connection.response("550", "path is not a directory")
             return True
         connection.current_directory = virtual

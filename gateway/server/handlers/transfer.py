@@ -9,7 +9,6 @@ leaves no partial file where a complete one is expected.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import secrets
 import time
@@ -46,7 +45,8 @@ class TransferCommands(HandlerBase):
         try:
             connection.transfer_type = parse_type(rest)
         except ValueError:
-            connection.response("504", f"type {rest.strip()!r} not supported")
+            # 502 as aioftp answers (RFC 959 would also allow 504)
+            connection.response("502", f"type {rest.strip()!r} not supported")
             return True
         connection.response("200", f"type set to {connection.transfer_type}")
         return True
@@ -143,19 +143,16 @@ class TransferCommands(HandlerBase):
     async def _store(self, connection: Session, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
-        if append:
-            mode = "ab"
-        elif offset:
+        # REST then STOR or APPE writes from the offset on, in place (as aioftp
+        # does); past the end the gap reads as zeros, as on a disk.  A storage that
+        # cannot write in place (an object store) refuses with its own reason (554).
+        if offset:
             mode = "r+b"
+        elif append:
+            mode = "ab"
         else:
             mode = "wb"
         file = await self._open_for_writing(connection, real, mode)
-        if offset:
-            size = await file.seek(0, io.SEEK_END)
-            if offset > size:
-                await file.abort()
-                connection.response("554", f"restart offset {offset} is beyond the file's size {size}")
-                return True
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
         block_size = self.block_size
