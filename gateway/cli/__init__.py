@@ -4,12 +4,19 @@ Subcommands are listed in ``SUBCOMMANDS`` as ``"module:attribute"`` and imported
 when invoked (or for ``--help``), so ``gateway users`` does not load the server and
 ``gateway serve`` does not load SQLAlchemy unless it needs it.  Adding a command is
 one line there.
+
+The group is also the boundary where failures become one ``Error:`` line and a
+non-zero exit: commands raise :class:`click.ClickException` with what is wrong and
+what to do, and anything else that escapes is reported as unexpected.  Python
+tracebacks are shown only with ``gateway --debug``, including the one behind a
+``ClickException`` that was raised while handling another exception.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import traceback
 from typing import Any
 
 import click
@@ -49,8 +56,36 @@ class LazyGroup(click.Group):
         module_name = SUBCOMMANDS[name].partition(":")[0]
         return importlib.util.find_spec(module_name) is not None
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            cause = exc.__cause__ or exc.__context__
+            if ctx.meta.get(DEBUG_KEY) and cause is not None:
+                traceback.print_exception(cause)
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY):
+                raise
+            text = str(exc).strip()
+            reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+            raise click.ClickException(
+                f"unexpected failure ({reason}); run the command again with "
+                "'gateway --debug ...' to see where, and report it"
+            ) from None
+
+
+#: ``ctx.meta`` key set by ``gateway --debug``.
+DEBUG_KEY = "gateway.debug"
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gateway", prog_name="gateway")
-def main(**_: Any) -> None:
+@click.option("--debug", is_flag=True,
+              help="Show the Python traceback behind a failure (for bug reports).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """gateway: an FTP server in front of local disk, memory, S3 and fsspec storage."""
+    ctx.meta[DEBUG_KEY] = debug

@@ -52,10 +52,9 @@ def current(database_url: str | None) -> None:
     """Show the schema revision of the database and the one this gateway needs."""
     from gateway.users.database import schema
 
-    async def work(engine: Any) -> str | None:
-        return await schema.current_revision(engine)
+    async def work(engine: Any) -> tuple[str | None, str]:
+        return await schema.current_revision(engine), schema.head_revision()
 
-    revision = run_with_engine(database_url, work, check_schema=False)
-    head = schema.head_revision()
+    revision, head = run_with_engine(database_url, work, check_schema=False)
     state = "up to date" if revision == head else "run 'gateway db upgrade'"
     click.echo(f"database: {revision or 'base (empty)'}\ngateway:  {head}\n{state}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from gateway.cli._common import gateway_command
+
 __all__ = ("hash_password", "serve")
 
 
@@ -29,7 +31,9 @@ def _install_uvloop(tls: bool) -> str:
 
 
 @click.command()
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-c", "--config", "config_file",
+              # readable=False: the loader says what is wrong with the file, in one line
+              type=click.Path(dir_okay=False, readable=False, path_type=Path),
               help="TOML configuration file (also GATEWAY_CONFIG).")
 @click.option("--host", help="Address of the first listener (also GATEWAY_HOST).")
 @click.option("--port", help="Port of the first listener (also GATEWAY_PORT).")
@@ -86,6 +90,7 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
             settings,
             announce=lambda text: click.echo(text, err=True),
             reload=lambda: load_settings(config_file, flags=flags),
+            admin_command=gateway_command(),
         ))
     except StartError as exc:
         raise click.ClickException(str(exc)) from None

@@ -7,8 +7,10 @@ an argument, where they would land in shell history and the process list.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -75,11 +77,37 @@ def users() -> None:
     """Manage the accounts in the database."""
 
 
+def _default_root(config_file: Path | None, login: str) -> tuple[str, Any]:
+    """``<storage root>/<login>`` as ``gateway serve`` gives its static accounts, and the
+    settings it came from (the same file, ``GATEWAY_*`` variables and defaults).
+
+    A relative storage root (the default ``var/ftp``) is taken from the working
+    directory, as the server started there takes it.
+    """
+    from gateway.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
+    base = settings.storage.root
+    if "://" in base:
+        return f"{base.rstrip('/')}/{login}", settings
+    return os.path.abspath(os.path.join(base, login)), settings
+
+
 @users.command()
 @database_url_option
 @click.argument("login")
-@click.option("--root", "storage_root", required=True, metavar="PATH|URL",
-              help="Where the user's files live: an absolute path or a URL (s3://bucket/prefix).")
+@click.option("--root", "storage_root", default=None, metavar="PATH|URL",
+              help="Where the user's files live: an absolute path or a URL "
+                   "(s3://bucket/prefix).  Default: <storage root>/LOGIN, the storage root "
+                   "of the configuration `gateway serve` reads (var/ftp in the working "
+                   "directory unless configured).")
+@click.option("-c", "--config", "config_file", envvar="GATEWAY_CONFIG", show_envvar=True,
+              type=click.Path(dir_okay=False, readable=False, path_type=Path),
+              help="The TOML configuration `gateway serve` reads: the default root and, "
+                   "without --database-url, the accounts database come from it.")
 @click.option("--home", "home_path", default="/", show_default=True, metavar="PATH",
               help="Virtual directory a session starts in.")
 @click.option("--read-only", is_flag=True, help="Grant read only on / (default read/write).")
@@ -93,7 +121,8 @@ def users() -> None:
 def add(
     database_url: str | None,
     login: str,
-    storage_root: str,
+    storage_root: str | None,
+    config_file: Path | None,
     home_path: str,
     read_only: bool,
     disabled: bool,
@@ -102,7 +131,11 @@ def add(
     encoding: str | None,
     **limits: str | None,
 ) -> None:
-    """Create the account LOGIN (asks for its password)."""
+    """Create the account LOGIN (asks for its password).
+
+    Without --root its files live in <storage root>/LOGIN, as for an account listed in
+    the configuration file.
+    """
     from gateway.users.database import admin
 
     if no_password and password_stdin:
@@ -110,6 +143,10 @@ def add(
     # check before asking for a password the operator would then type for nothing
     try:
         admin.validate_login(login)
+        if storage_root is None or config_file is not None:
+            default_root, settings = _default_root(config_file, login)
+            storage_root = storage_root or default_root
+            database_url = database_url or settings.users.database.url
         admin.validate_root(storage_root)
         admin.validate_virtual_path(home_path)
         admin.validate_encoding(encoding)
@@ -132,7 +169,7 @@ def add(
         )
 
     run_with_engine(database_url, work)
-    click.echo(f"user {login!r} added")
+    click.echo(f"user {login!r} added, files in {storage_root}")
 
 
 @users.command(name="list")

@@ -77,6 +77,11 @@ def _read_file(path: Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(
+            f"cannot read configuration file {path}: permission denied; let the user "
+            "running gateway read it"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
     try:

@@ -136,7 +136,9 @@ def build_user_manager(settings: Settings) -> AbstractUserManager:
             heartbeat_interval=db.heartbeat_interval, stale_after=db.stale_after,
         )
     except Exception as exc:  # a URL SQLAlchemy cannot use, a driver not installed
-        raise StartError(f"[users.database] url: {exc}") from None
+        from gateway.users.database.diagnose import explain
+
+        raise StartError(f"[users.database] url: {explain(exc, db.url)}") from None
 
 
 def _server_kwargs(settings: Settings, listener: ListenerSettings,

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config.model import Settings
@@ -66,8 +67,21 @@ def _example_root(storage_root: str) -> str:
     return os.path.join(os.path.abspath(storage_root), "alice")
 
 
-async def _accounts_hint(manager: Any, storage_root: str) -> str | None:
-    """How to add a user, when the database has none yet."""
+def _absolute_sqlite(url: Any) -> Any:
+    """A SQLite URL naming its file absolutely, so it means the same from any directory."""
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+        return url
+    return url.set(database=os.path.abspath(name))
+
+
+async def _accounts_hint(manager: Any, storage_root: str,
+                         command: Sequence[str] = ("gateway",)) -> str | None:
+    """How to add a user, when the database has none yet.
+
+    The command is meant to run as printed, from any directory: ``command`` is how this
+    process's ``gateway`` can be run again, and a relative SQLite file is made absolute.
+    """
     engine = getattr(manager, "engine", None)
     if engine is None:
         return None
@@ -75,11 +89,14 @@ async def _accounts_hint(manager: Any, storage_root: str) -> str | None:
 
     if await admin.list_accounts(engine):
         return None
-    url = engine.url.render_as_string(hide_password=True)
-    root = _example_root(storage_root)
+    url = _absolute_sqlite(engine.url)
+    shown = url.render_as_string(hide_password=True)
+    argv = [*command, "users", "add", "alice", "--root", _example_root(storage_root),
+            "--database-url", shown]
+    note = " (put the password in place of ***)" if url.password else ""
     return (
-        f"no accounts yet in {url}; add one with:\n"
-        f"    gateway users add alice --root {root} --database-url '{url}'\n"
+        f"no accounts yet in {shown}; add one with{note}:\n"
+        f"    {shlex.join(argv)}\n"
         "(the password is asked for; --password-stdin reads it from standard input)"
     )
 
@@ -91,11 +108,13 @@ async def serve(
     announce: Callable[[str], None] = print,
     install_signals: bool = True,
     reload: Callable[[], Settings] | None = None,
+    admin_command: Sequence[str] = ("gateway",),
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``running.stop`` is set), then shut down.
 
     With ``reload`` (how to load the configuration again), SIGHUP applies a renewed
     certificate and changed settings in place (``gateway.service.reload``).
+    ``admin_command`` is how the hint for a first account runs ``gateway``.
     """
     running = running or Running()
     events, closers, metrics = _events(settings)
@@ -130,8 +149,10 @@ async def serve(
             try:
                 await connect()
             except Exception as exc:
-                raise StartError(str(exc)) from None
-            hint = await _accounts_hint(manager, settings.storage.root)
+                from gateway.users.database.diagnose import explain
+
+                raise StartError(explain(exc, getattr(manager, "url", None))) from None
+            hint = await _accounts_hint(manager, settings.storage.root, admin_command)
             if hint:
                 announce(hint)
         for server, listener in servers:

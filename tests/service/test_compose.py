@@ -82,7 +82,13 @@ def test_gateway_settings_are_accepted_and_ports_published():
 
 def test_dockerfile_ships_what_the_stack_runs():
     text = (ROOT / "Dockerfile").read_text()
-    assert "COPY migrations" in text and "GATEWAY_MIGRATIONS=/app/migrations" in text
+    # every COPY source exists in the checkout (a moved folder would break the build)
+    sources = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ")]
+    assert sources and all((ROOT / name).exists() for names in sources for name in names), sources
+    # the image runs the installed package, whose wheel carries the Alembic history
+    # (tests/service/test_wheel.py), so `gateway db upgrade` needs no extra path
+    assert "pip install --no-cache-dir ." in text
+    assert "GATEWAY_MIGRATIONS" not in text
     assert 'ENTRYPOINT ["gateway"]' in text
     for port in ("2121", "30000-30009", "9121"):
         assert port in text

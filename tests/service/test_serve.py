@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -65,37 +66,63 @@ password_hash = "{hash_password(tmp_path, password)}"
 
 def test_readme_quick_start(tmp_path: Path, start_gateway):
     """The README's first command (scripts/serve.sh, no configuration): SQLite accounts
-    created on first start, a user added with the documented command, then ftplib logs
-    in and uploads.  The script runs from a copy of the tree sharing this virtualenv."""
+    created on first start, and a hint for the first account that runs as printed, from
+    another directory with the virtualenv not on PATH.  The README's own command (no
+    --root) adds a second account under the storage root.  Then ftplib logs in and
+    uploads as both.  The script runs from a copy of the tree sharing this virtualenv."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "serve.sh", tmp_path / "scripts" / "serve.sh")
     (tmp_path / ".venv").symlink_to(REPO / ".venv")
     serve_sh = ["bash", str(tmp_path / "scripts" / "serve.sh"), "--port", "0"]
 
     first = start_gateway(argv=serve_sh)
-    assert "no accounts yet" in first.output and "gateway users add alice --root" in first.output
+    hint = re.search(r"no accounts yet in .*; add one with:\n +(\S.*)\n", first.output)
+    assert hint, first.output
     first.signal()
     assert first.wait_exit() == 0
-    assert (tmp_path / "gateway.sqlite3").is_file()
+    database = tmp_path / "gateway.sqlite3"
+    assert database.is_file()
+    printed = hint.group(1)
+    assert shlex.split(printed) == [
+        str(tmp_path / ".venv" / "bin" / "gateway"), "users", "add", "alice",
+        "--root", str(tmp_path / "var" / "ftp" / "alice"),
+        "--database-url", f"sqlite+aiosqlite:///{database}",
+    ]
 
-    root = tmp_path / "var" / "ftp" / "alice"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    without_venv = base_env(PATH="/usr/local/bin:/usr/bin:/bin")
     added = subprocess.run(
-        [str(tmp_path / ".venv" / "bin" / "gateway"), "users", "add", "alice", "--root", str(root),
-         "--password-stdin"],
-        cwd=tmp_path, input="s3cret\n", capture_output=True, text=True, env=base_env(), timeout=60,
+        ["bash", "-c", printed + " --password-stdin"],
+        cwd=elsewhere, input="s3cret\n", capture_output=True, text=True, env=without_venv,
+        timeout=60,
     )
     assert added.returncode == 0, added.stderr
+    assert list(elsewhere.iterdir()) == []  # it used the server's database, made nothing here
+
+    # the README's command, run from the checkout as it says, for a second login
+    readme = (REPO / "README.md").read_text()
+    documented = re.search(r"^(\.venv/bin/gateway users add alice)\b[^\n]*$", readme, re.MULTILINE)
+    assert documented, "README.md lost its quick-start command"
+    added = subprocess.run(
+        ["bash", "-c", documented.group(1).replace("alice", "bob") + " --password-stdin"],
+        cwd=tmp_path, input="b0b\n", capture_output=True, text=True, env=without_venv,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    assert f"files in {tmp_path / 'var' / 'ftp' / 'bob'}" in added.stdout
 
     server = start_gateway(argv=serve_sh)
     assert "no accounts yet" not in server.output
     data = os.urandom(300_000)
-    ftp = login(server.port, "alice", "s3cret")
-    try:
-        ftp.storbinary("STOR hello.bin", io.BytesIO(data))
-        assert retr(ftp, "hello.bin") == data
-    finally:
-        ftp.quit()
-    assert (root / "hello.bin").read_bytes() == data
+    for user, password in (("alice", "s3cret"), ("bob", "b0b")):
+        ftp = login(server.port, user, password)
+        try:
+            ftp.storbinary("STOR hello.bin", io.BytesIO(data))
+            assert retr(ftp, "hello.bin") == data
+        finally:
+            ftp.quit()
+        assert (tmp_path / "var" / "ftp" / user / "hello.bin").read_bytes() == data
     with pytest.raises(ftplib.error_perm, match="530"):
         login(server.port, "alice", "wrong")
 

@@ -13,6 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
 from gateway.cli import main
+from gateway.config import load_settings
+from gateway.config.model import StaticUser
+from gateway.service.build import static_user
 from gateway.users.database import admin, schema
 from gateway.users.database.engine import create_engine
 from tests.users_db.conftest import REPO, TEST_HASH_ENV, run_async
@@ -154,8 +157,82 @@ def test_migrations_up_and_down_on_an_empty_database(cli, empty_database_url: st
 def test_unreachable_database_is_a_clear_error(cli) -> None:
     result = cli("postgresql://nobody:pw@127.0.0.1:9/none", "users", "list")
     assert result.exit_code == 1
-    assert "failed" in result.output and "pw" not in result.output
+    assert result.output.startswith(
+        "Error: cannot reach the database postgresql+asyncpg://nobody:***@127.0.0.1:9/none: "
+    )
+    assert "check that it is running" in result.output and ":pw@" not in result.output
     assert "Traceback" not in result.output
+
+
+def _root_of(cli, url: str, login: str) -> str:
+    shown = cli(url, "users", "show", login, "--json")
+    assert shown.exit_code == 0, shown.output
+    return json.loads(shown.output)["storage_root"]
+
+
+def test_add_without_root_gives_the_storage_root_of_serve(
+    cli, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --root: <storage root>/<login>, the root gateway serve gives an account of its
+    configuration file, from the same file, variables and working directory."""
+    for name in ("GATEWAY_CONFIG", "GATEWAY_STORAGE_ROOT", "GATEWAY_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    added = cli(database_url, "users", "add", "carol", "--no-password")
+    assert added.exit_code == 0, added.output
+    expected = tmp_path / "var" / "ftp" / "carol"
+    assert f"files in {expected}" in added.output
+    assert _root_of(cli, database_url, "carol") == str(expected)
+    served = static_user(load_settings(None, env={}), StaticUser(login="carol"))
+    assert Path(served.base_path) == expected.resolve()
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('[storage]\nroot = "s3://bucket/customers/"\n')
+    assert cli(database_url, "users", "add", "dave", "--no-password", "--config",
+               str(config)).exit_code == 0
+    assert _root_of(cli, database_url, "dave") == "s3://bucket/customers/dave"
+    # an explicit root wins over the file's
+    assert cli(database_url, "users", "add", "erin", "--no-password", "--config", str(config),
+               "--root", "/srv/erin").exit_code == 0
+    assert _root_of(cli, database_url, "erin") == "/srv/erin"
+
+    monkeypatch.setenv("GATEWAY_STORAGE_ROOT", "srv/ftp")  # relative: to the working directory
+    assert cli(database_url, "users", "add", "frank", "--no-password").exit_code == 0
+    assert _root_of(cli, database_url, "frank") == str(tmp_path / "srv" / "ftp" / "frank")
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[storage]\nfsync = "sometimes"\n')
+    refused = cli(database_url, "users", "add", "gina", "--no-password", "--config", str(bad))
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"Error: bad configuration: {bad} line 2: storage.fsync")
+
+
+def test_add_takes_the_database_from_the_configuration(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --config and no --database-url, the account lands where gateway serve -c
+    looks for it."""
+    for name, value in TEST_HASH_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("GATEWAY_DATABASE_URL", "GATEWAY_USERS_DATABASE_URL", "GATEWAY_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[storage]\nroot = "/srv/ftp"\n\n[users.database]\nurl = "{database_url}"\n')
+
+    added = CliRunner().invoke(main, ["users", "add", "hana", "--no-password", "-c", str(config)])
+    assert added.exit_code == 0, added.output
+
+    async def info() -> admin.AccountInfo:
+        engine = create_engine(database_url)
+        try:
+            return await admin.get_account(engine, "hana")
+        finally:
+            await engine.dispose()
+
+    assert run_async(info).storage_root == "/srv/ftp/hana"
+    assert not (tmp_path / "gateway.sqlite3").exists()  # not the embedded default
 
 
 def test_console_script_reads_the_password_from_stdin(database_url: str) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.users.database.errors import (
     AccountError,
     LoginRefused,
+    MigrationsMissing,
     SchemaMismatch,
     UserSourceUnavailable,
 )
@@ -28,6 +29,7 @@ __all__ = (
     "LimiterSettings",
     "LoginLimiter",
     "LoginRefused",
+    "MigrationsMissing",
     "PasswordHashing",
     "SchemaMismatch",
     "UserSourceUnavailable",

@@ -6,7 +6,13 @@ database stack.
 
 from __future__ import annotations
 
-__all__ = ("UserSourceUnavailable", "LoginRefused", "SchemaMismatch", "AccountError")
+__all__ = (
+    "UserSourceUnavailable",
+    "LoginRefused",
+    "SchemaMismatch",
+    "MigrationsMissing",
+    "AccountError",
+)
 
 
 class UserSourceUnavailable(Exception):
@@ -26,6 +32,14 @@ class LoginRefused(Exception):
 
 class SchemaMismatch(RuntimeError):
     """The database schema is not the revision this code was written for."""
+
+
+class MigrationsMissing(SchemaMismatch):
+    """The Alembic history is not where it should be, so the schema cannot be checked.
+
+    A kind of :class:`SchemaMismatch`: whoever handles a schema that cannot be served
+    (a start refused, a login answered 421) handles this one the same way.
+    """
 
 
 class AccountError(ValueError):

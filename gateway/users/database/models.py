@@ -1,7 +1,8 @@
 """The accounts schema as SQLAlchemy models.
 
-The tables change only through Alembic revisions in ``migrations/``; these models are
-what the code reads and writes, and the initial revision creates exactly them.
+The tables change only through Alembic revisions in ``migrations/`` next to this module;
+these models are what the code reads and writes, and the initial revision creates exactly
+them.
 Timestamps are epoch seconds (floats) so that SQLite and PostgreSQL compare them the
 same way without dialect-specific date arithmetic.
 """

@@ -19,7 +19,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.users.database.errors import SchemaMismatch
+from gateway.users.database.errors import MigrationsMissing, SchemaMismatch
 from gateway.users.database.urls import safe_url
 
 __all__ = (
@@ -34,17 +34,42 @@ __all__ = (
 )
 
 
+#: The Alembic environment and revisions, shipped inside the package (package data), so
+#: an installed wheel migrates from wherever it runs.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
 def migrations_directory() -> Path:
-    """``migrations/`` of the source tree (or ``GATEWAY_MIGRATIONS`` when set)."""
+    """The package's Alembic history, or the directory ``GATEWAY_MIGRATIONS`` names."""
+    override = os.environ.get("GATEWAY_MIGRATIONS")
+    return Path(override) if override else MIGRATIONS
+
+
+def _require_history(directory: Path) -> None:
+    """Refuse a directory that is not an Alembic history, naming what to do about it."""
+    if (directory / "env.py").is_file() and (directory / "versions").is_dir():
+        return
     override = os.environ.get("GATEWAY_MIGRATIONS")
     if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[3] / "migrations"
+        raise MigrationsMissing(
+            f"the schema history is missing: GATEWAY_MIGRATIONS={override} has no env.py "
+            "and versions/; unset GATEWAY_MIGRATIONS to use the history installed with "
+            "gateway, or point it at a directory that has them"
+        )
+    raise MigrationsMissing(
+        f"the schema history is missing from this installation ({directory} has no env.py "
+        "and versions/): reinstall gateway (pip install --force-reinstall gateway)"
+    )
 
 
 def alembic_config(url: URL | str | None = None) -> Config:
-    """An Alembic config for the project's history, independent of the working directory."""
+    """An Alembic config for the project's history, independent of the working directory.
+
+    :raises MigrationsMissing: the history is not there (a broken installation, a wrong
+        ``GATEWAY_MIGRATIONS``)
+    """
     directory = migrations_directory()
+    _require_history(directory)
     ini = directory / "alembic.ini"
     config = Config(str(ini)) if ini.exists() else Config()
     config.set_main_option("script_location", str(directory))

@@ -12,6 +12,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import pool
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.users.database.models import Base
@@ -28,7 +29,7 @@ def _url() -> str:
     return database_url(explicit).render_as_string(hide_password=False)
 
 
-def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -49,7 +50,7 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _run_sync(connection) -> None:  # type: ignore[no-untyped-def]
+def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
