@@ -334,6 +334,8 @@ class Server(
 
     def notify(self, event: str, *args: Any) -> None:
         """Tell ``self.events`` something happened; a listener's failure stays there."""
+        if type(self.events) is ServerEvents:
+            return  # nobody listens
         try:
             getattr(self.events, event)(*args)
         except Exception:
@@ -559,7 +561,7 @@ class Server(
             worker.cancel()
         if workers:
             await asyncio.wait(workers, timeout=5)
-        await session.data.close()
+        await session.close_data()
         if session.user is not None:
             try:
                 await self.user_manager.notify_logout(session.user)

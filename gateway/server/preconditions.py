@@ -15,7 +15,7 @@ from typing import Any
 from gateway.protocol.commands import CommandInfo, path_argument
 from gateway.server.session import Session
 
-__all__ = ("NO_DATA_CHANNEL", "refusal")
+__all__ = ("NO_DATA_CHANNEL", "data_refusal", "needs_permission_check", "refusal", "refusal_now")
 
 NO_DATA_CHANNEL = "bad sequence of commands (use PASV, EPSV, PORT or EPRT first)"
 
@@ -27,10 +27,9 @@ _SEQUENCE_TEXT = {
 GetPaths = Callable[[Session, Any], tuple[Any, PurePosixPath]]
 
 
-async def refusal(
-    session: Session, info: CommandInfo, rest: str, *, require_tls: bool, get_paths: GetPaths
-) -> tuple[str, str] | None:
-    """The reply refusing this command now, or None when its handler may run."""
+def refusal_now(session: Session, info: CommandInfo, rest: str, *, require_tls: bool) -> tuple[str, str] | None:
+    """The refusals that need no lookup (all but the permission): most commands are
+    decided here without creating a coroutine."""
     login = session.login
     if info.tls_login and require_tls and not session.tls:
         return "530", "TLS required: use AUTH TLS first"
@@ -47,14 +46,32 @@ async def refusal(
         return "503", _SEQUENCE_TEXT["user"]
     if info.sequence == "rename_from" and login.rename_from is None:
         return "503", _SEQUENCE_TEXT["rename_from"]
-    if info.permission is not None and login.logged:
+    return None
+
+
+def needs_permission_check(session: Session, info: CommandInfo) -> bool:
+    return info.permission is not None and session.login.logged
+
+
+async def refusal(
+    session: Session, info: CommandInfo, rest: str, *, require_tls: bool, get_paths: GetPaths
+) -> tuple[str, str] | None:
+    """The reply refusing this command now, or None when its handler may run."""
+    refused = refusal_now(session, info, rest, require_tls=require_tls)
+    if refused is not None:
+        return refused
+    if needs_permission_check(session, info):
         argument = path_argument(info, rest)
         if argument is not None:
             _real, virtual = get_paths(session, argument)
-            permission = await login.user.get_permissions(virtual)
+            permission = await session.login.user.get_permissions(virtual)
             allowed = permission.readable if info.permission == "read" else permission.writable
             if not allowed:
                 return "550", "permission denied"
+    return data_refusal(session, info, require_tls=require_tls)
+
+
+def data_refusal(session: Session, info: CommandInfo, *, require_tls: bool) -> tuple[str, str] | None:
     if info.data:
         if not session.data.prepared:
             return "503", NO_DATA_CHANNEL

@@ -187,7 +187,10 @@ class Session:
         self.implicit_tls = writer.get_extra_info("ssl_object") is not None
         self.tls = self.implicit_tls
         self.login = LoginState(encoding=settings.encoding)
-        self.data: DataChannel = data(self)
+        # made on first use: a session that only logs in never needs one
+        self._data: DataChannel | None = None
+        self._make_data = data
+        self._fxp_allowed = False
         self.extra_workers = WorkerSet(self._worker_done)
         # accounting the server does for this session (given back when it closes)
         self.acquired = False
@@ -213,6 +216,28 @@ class Session:
         the cycle collector."""
         self.extra_workers.detach()
         self.login.path_io = None
+
+    @property
+    def data(self) -> DataChannel:
+        """This session's data channel (PASV/PORT, PROT, the data connection)."""
+        channel = self._data
+        if channel is None:
+            channel = self._data = self._make_data(self)
+            channel.throttles = self.login.throttles
+            channel.fxp_allowed = self._fxp_allowed
+        return channel
+
+    def login_changed(self, fxp_allowed: bool) -> None:
+        """A login began or ended: the data channel follows its throttles and FXP right."""
+        self._fxp_allowed = fxp_allowed
+        if self._data is not None:
+            self._data.throttles = self.login.throttles
+            self._data.fxp_allowed = fxp_allowed
+
+    async def close_data(self) -> None:
+        """Close the data channel, if one was ever made."""
+        if self._data is not None:
+            await self._data.close()
 
     def new_login(self) -> None:
         """Forget the login: a fresh :class:`LoginState` (REIN, USER again)."""

@@ -21,7 +21,7 @@ from gateway.protocol.commands import COMMANDS, CommandInfo
 from gateway.protocol.paths import is_within, resolve_virtual, virtual_to_real
 from gateway.server.datachannel import PortPool
 from gateway.server.events import ServerEvents
-from gateway.server.preconditions import refusal
+from gateway.server.preconditions import refusal, refusal_now
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
 from gateway.throttle import StreamThrottle
@@ -36,9 +36,12 @@ def _checked(info: CommandInfo, handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def checked(self: HandlerBase, connection: Session, rest: str) -> bool:
-        refused = await refusal(
-            connection, info, rest, require_tls=self.require_tls, get_paths=self.get_paths
-        )
+        if info.permission is None and not info.data:
+            refused = refusal_now(connection, info, rest, require_tls=self.require_tls)
+        else:
+            refused = await refusal(
+                connection, info, rest, require_tls=self.require_tls, get_paths=self.get_paths
+            )
         if refused is not None:
             connection.response(*refused)
             return True

@@ -179,11 +179,11 @@ class LoginCommands(HandlerBase):
             for name, throttle in candidates.items()
             if throttle.read.limit or throttle.write.limit
         }
-        connection.data.throttles = login.throttles
+        connection.login_changed(fxp_allowed=False)
 
     def _logged_in(self, connection: Session) -> None:
         connection.login.logged = True
-        connection.data.fxp_allowed = self.fxp_allowed(connection)
+        connection.login_changed(fxp_allowed=self.fxp_allowed(connection))
 
     async def end_login(self, connection: Session) -> None:
         """Forget who is logged in (USER again, REIN, AUTH before PASS)."""
@@ -191,8 +191,7 @@ class LoginCommands(HandlerBase):
         user, was_logged = login.user, login.logged
         self.release_user_throttle(connection)
         login.forget_user()
-        connection.data.throttles = login.throttles
-        connection.data.fxp_allowed = False
+        connection.login_changed(fxp_allowed=False)
         if was_logged:
             # logging in again: a fresh login deadline
             connection.login_started = connection.loop.time()
