@@ -254,6 +254,10 @@ def _next_batch(entries: _DirEntries, size: int) -> list[str]:
     return batch
 
 
+#: Paths deeper than this are resolved in a worker thread, not on the event loop.
+INLINE_REALPATH_DEPTH = 48
+
+
 class PathIO(AbstractPathIO[Path]):
     """Local disk with blocking calls made inline: the fastest choice for local disks.
 
@@ -349,6 +353,10 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def realpath(self, path: Path) -> Path:
+        # one lstat per component: cheap for real paths, but a client can build a
+        # directory thousands deep, and that must not stall every other session
+        if len(Path(path).parts) > INLINE_REALPATH_DEPTH:
+            return await asyncio.to_thread(_realpath, path)
         return _realpath(path)
 
     @universal_exception

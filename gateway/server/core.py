@@ -487,6 +487,9 @@ class Server(
             if not keep:
                 await session.flushed()
                 return
+            # pipelined commands are read without waiting: let other sessions run
+            # between them, so one client cannot hold the loop with a burst
+            await asyncio.sleep(0)
 
     async def _read_command(self, session: Session) -> bytes | None:
         """One command line; None when the connection ended (or timed out)."""

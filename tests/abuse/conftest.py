@@ -1,0 +1,13 @@
+"""Attacks run against a real server: the server suite's fixtures (a server on
+loopback, raw and ftplib clients) serve here too."""
+
+from tests.server.conftest import (  # noqa: F401  (fixtures)
+    ca,
+    client_tls,
+    make_server,
+    raw,
+    raw_clients,
+    root,
+    server,
+    server_tls,
+)

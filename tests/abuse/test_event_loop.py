@@ -1,0 +1,62 @@
+"""One abusive session must not stall the others: a normal session's NOOP is answered
+promptly while another client pipelines confinement checks on a very deep path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from tests.server.conftest import HOST, STEP, RawClient
+
+DEPTH = 1000
+#: the promise: a NOOP round trip of the quiet session never takes longer than this
+NOOP_BOUND = 0.1
+
+
+def _deep_tree(root: Path, depth: int) -> None:
+    """``root/d/d/.../d``, made with directory descriptors (the path is too long for
+    one system call)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+async def _probe(client: RawClient, stop: asyncio.Event) -> list[float]:
+    rtts = []
+    while not stop.is_set():
+        started = time.perf_counter()
+        await client.expect("NOOP", "200")
+        rtts.append(time.perf_counter() - started)
+    return rtts
+
+
+async def test_deep_path_burst_does_not_stall_other_sessions(make_server, root: Path) -> None:
+    await asyncio.to_thread(_deep_tree, root, DEPTH)
+    server = await make_server()
+    abuser = await RawClient.connect(server.server_port)
+    await abuser.login()
+    for _ in range(DEPTH // 250):  # CWD in steps: a command line has a length limit
+        await abuser.expect("CWD " + "/".join(["d"] * 250), "250")
+    quiet = await RawClient.connect(server.server_port)
+    await quiet.login()
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_probe(quiet, stop))
+    burst = 40
+    await abuser.send(b"MLST .\r\n" * burst)  # pipelined: read without waiting
+    async with asyncio.timeout(STEP * 6):
+        for _ in range(burst):
+            assert (await abuser.reply()).code == "250"
+    stop.set()
+    rtts = await probe
+    assert len(rtts) > 5, rtts  # the quiet session kept being answered meanwhile
+    assert max(rtts) < NOOP_BOUND, f"slowest NOOP {max(rtts) * 1000:.0f} ms"
+    await abuser.close()
+    await quiet.close()
