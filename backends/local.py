@@ -35,12 +35,29 @@ __all__ = ("AsyncPathIO", "DurablePathIO", "PathIO", "partial_name")
 T = TypeVar("T")
 
 _PARTIAL_MARK = ".gateway-partial-"
+_UNDO_MARK = ".gateway-undo-"
 _LIST_BATCH = 512
 
 
-def partial_name(name: str) -> str:
-    """A hidden sibling name for an upload in progress (kept under NAME_MAX)."""
-    return f".{name[:200]}{_PARTIAL_MARK}{secrets.token_hex(6)}"
+def partial_name(name: str, mark: str = "") -> str:
+    """A hidden sibling name for an upload in progress, under NAME_MAX (255 bytes):
+    the name is cut by bytes, not characters, at a character boundary."""
+    raw = os.fsencode(name)[:_PARTIAL_NAME_BYTES]
+    while raw:
+        try:
+            head = os.fsdecode(raw)
+            if os.fsencode(head) == raw:
+                break
+        except UnicodeDecodeError:
+            pass
+        raw = raw[:-1]
+    else:
+        head = ""
+    return f".{head}{mark or _PARTIAL_MARK}{secrets.token_hex(6)}"
+
+
+#: Bytes of the original name kept in a partial name (the rest is the mark and hex).
+_PARTIAL_NAME_BYTES = 200
 
 
 def _binary_mode(mode: str) -> tuple[str, bool]:
@@ -71,8 +88,10 @@ class _LocalFile:
     * ``wb``: writes go to a hidden sibling; commit is ``os.replace`` over the
       target, rollback deletes the sibling.
     * ``ab``: writes go in place; rollback truncates to the size at open.
-    * ``r+b``: writes go in place; rollback truncates to the lowest offset written
-      (never beyond the size at open), so no new bytes remain.
+    * ``r+b``: writes go in place; the old bytes a write covers are first saved to a
+      hidden undo sibling (only the part below the size at open, once), so rollback
+      restores them and truncates to the size at open: the file is exactly what it
+      was.  A resume at the end of a partial upload saves nothing.
 
     A lock serialises the operations: with ``AsyncPathIO`` a cancelled write may
     still be running in its thread when the rollback starts.
@@ -90,6 +109,8 @@ class _LocalFile:
         "_floor",
         "_check_position",
         "durable",
+        "_undo",
+        "_saved",
     )
 
     def __init__(self, path: Path, mode: str, durable: bool = False) -> None:
@@ -104,6 +125,8 @@ class _LocalFile:
         self._size = 0
         self._floor: int | None = None  # lowest offset written in place, if any
         self._check_position = self._in_place
+        self._undo: Any = None  # the undo sibling (r+b): (offset, length) records
+        self._saved: list[tuple[int, int]] = []  # ranges below _size already saved
         if kind == "w":
             self._open_partial(path, plus)
             return
@@ -149,7 +172,25 @@ class _LocalFile:
                 if self._floor is None or position < self._floor:
                     self._floor = position
                 self._check_position = False
+            if self._in_place and not self._append:
+                self._save_old(self.file.tell(), len(data))
             self.file.write(data)
+
+    def _save_old(self, start: int, length: int) -> None:
+        """Keep the bytes ``[start, start + length)`` had at open (below the size at
+        open, and not kept already), so a rollback can put them back."""
+        end = min(start + length, self._size)
+        if start >= end:
+            return
+        for lo, hi in _missing(start, end, self._saved):
+            if self._undo is None:
+                directory, name = os.path.split(os.fspath(self.target))
+                self._undo = open(os.path.join(directory, partial_name(name, _UNDO_MARK)), "x+b")
+            self.file.flush()
+            old = os.pread(self.file.fileno(), hi - lo, lo)
+            self._undo.write(lo.to_bytes(8, "big") + len(old).to_bytes(8, "big") + old)
+            self._saved.append((lo, hi))
+        self._saved.sort()
 
     def seek(self, offset: int, whence: int) -> int:
         with self._lock:
@@ -163,6 +204,7 @@ class _LocalFile:
                     self.file.flush()
                     os.fsync(self.file.fileno())
                 self.file.close()
+                self._drop_undo()
                 return
             try:
                 if self.durable:
@@ -185,10 +227,33 @@ class _LocalFile:
                 self._discard_partial()
                 return
             try:
-                if self._floor is not None and not self.file.closed:
-                    self.file.truncate(self._floor)
+                if not self.file.closed and self._floor is not None:
+                    # nothing written stays: the old bytes go back where writes
+                    # covered them, and the file ends where it ended at open
+                    if self._undo is not None:
+                        self._restore_old()
+                    self.file.truncate(self._size)
             finally:
                 self.file.close()
+                self._drop_undo()
+
+    def _restore_old(self) -> None:
+        self.file.flush()
+        self._undo.flush()
+        self._undo.seek(0)
+        while header := self._undo.read(16):
+            offset = int.from_bytes(header[:8], "big")
+            length = int.from_bytes(header[8:], "big")
+            os.pwrite(self.file.fileno(), self._undo.read(length), offset)
+
+    def _drop_undo(self) -> None:
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo.close()
+            try:
+                os.unlink(undo.name)
+            except FileNotFoundError:
+                pass
 
     def _discard_partial(self) -> None:
         try:
@@ -200,6 +265,25 @@ class _LocalFile:
                     os.unlink(partial)
                 except FileNotFoundError:
                     pass
+
+
+def _missing(start: int, end: int, saved: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` that no range in ``saved`` (sorted) covers."""
+    gaps = []
+    cursor = start
+    for lo, hi in saved:
+        if hi <= cursor:
+            continue
+        if lo >= end:
+            break
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
 
 
 def _exists(path: Path) -> bool:

@@ -74,9 +74,8 @@ class _Dir(_Node):
 class _MemoryFile:
     """An open memory file: a snapshot to read, or a private buffer to commit.
 
-    ``floor`` mirrors local disk's rollback of in-place writes ("ab", "r+b"): an
-    abort truncates the file to the lowest offset written, capped at its size at
-    open, so both backends leave the same bytes behind.
+    Writes go to a private copy, committed by ``close``; an abort leaves the file
+    exactly as it was, as local disk's rollback does.
     """
 
     __slots__ = (
@@ -88,7 +87,6 @@ class _MemoryFile:
         "in_place",
         "owned",
         "size",
-        "floor",
     )
 
     def __init__(
@@ -103,7 +101,6 @@ class _MemoryFile:
         # Whether ``data`` is ours to change; shared content is copied on first write.
         self.owned = False
         self.size = len(data)
-        self.floor: int | None = None
 
     def read(self, block_size: int) -> bytes:
         start = self.position
@@ -123,9 +120,6 @@ class _MemoryFile:
         if self.append:
             self.position = len(buffer)
         position = self.position
-        lowest = min(position, self.size)
-        if self.floor is None or lowest < self.floor:
-            self.floor = lowest
         if position == len(buffer):
             buffer += data
         else:
@@ -406,11 +400,6 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
     @universal_exception
     async def abort(self, file: _MemoryFile) -> None:
         check_handle(file)
-        writable, file.writable = file.writable, False
+        # writes went to a private copy: the file keeps its previous content
+        file.writable = False
         file.data = bytearray()
-        if not (writable and file.in_place and file.floor is not None):
-            return
-        node = self._find(file.path)
-        if isinstance(node, _File) and len(node.data) > file.floor:
-            node.data = node.data[: file.floor]
-            node.touch()

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.server.conftest import HOST, STEP, RawClient
+from tests.server.conftest import STEP, RawClient
 
 DEPTH = 1000
 #: the promise: a NOOP round trip of the quiet session never takes longer than this

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import inspect
 
-import pytest
-
 from tests.backends import test_contract as contract
 
 for _name, _test in vars(contract).items():
@@ -19,10 +17,3 @@ for _name, _test in vars(contract).items():
 del _name, _test
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fsspec rewrites a resumed file under a temporary name, so a failed resume "
-    "leaves the file untouched (as S3 does); local disk truncates to the resume offset",
-)
-async def test_resume_commit_and_rollback(backend):
-    await contract.test_resume_commit_and_rollback(backend)

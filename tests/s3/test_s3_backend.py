@@ -19,13 +19,6 @@ for _name, _test in vars(contract).items():
 del _name, _test
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S3 rolls back a failed resume by leaving the object untouched; local disk "
-    "truncates to the resume offset (see test_resume_rollback_leaves_object below)",
-)
-async def test_resume_commit_and_rollback(backend):
-    await contract.test_resume_commit_and_rollback(backend)
 
 
 # -- what only S3 has ------------------------------------------------------------------
