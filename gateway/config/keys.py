@@ -117,6 +117,12 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "failure_delay_max": Key(lambda x: v.to_duration(x, allow_off=True) or 0.0, "longest delay after failed logins", "8"),
         "ban_after": Key(lambda x: v.to_int(x, minimum=0), "failed logins after which an address is refused (0: never)", "10"),
         "ban_duration": Key(lambda x: v.to_duration(x), "seconds a banned address is refused", "600"),
+        "ban_prefix_ipv4": Key(lambda x: v.to_int(x, minimum=0, maximum=32), "IPv4 failures and bans count per network of this prefix length (32: per address)", "32"),
+        "ban_prefix_ipv6": Key(lambda x: v.to_int(x, minimum=0, maximum=128), "IPv6 failures and bans count per network of this prefix length (64: one host's usual share)", "64"),
+        "account_lock_after": Key(lambda x: v.to_int(x, minimum=0), "failed logins of one login, from any addresses, after which its password logins are locked (0: never)", "50"),
+        "account_lock_duration": Key(lambda x: v.to_duration(x), "seconds a login's password logins stay locked", "300"),
+        "hash_workers": Key(lambda x: v.to_int(x, minimum=1, maximum=256), "threads verifying passwords (argon2), apart from storage work", "half the CPUs, at least 1"),
+        "hash_queue": Key(lambda x: v.to_int(x, minimum=0), "password checks that may wait for a hashing thread; beyond, logins get 421", "64"),
     },
     ("users", "database"): {
         "url": Key(v.to_str, "SQLAlchemy URL of the accounts database (postgresql://..., sqlite:///file)", "sqlite:///gateway.sqlite3"),

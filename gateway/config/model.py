@@ -115,6 +115,15 @@ class UsersSettings:
     failure_delay_max: float = 8.0
     ban_after: int = 10
     ban_duration: float = 600.0
+    #: failures and bans count per network: IPv4 /32 and IPv6 /64 by default
+    ban_prefix_ipv4: int = 32
+    ban_prefix_ipv6: int = 64
+    #: many addresses guessing one login: its password logins locked for a while
+    account_lock_after: int = 50
+    account_lock_duration: float = 300.0
+    #: password hashing threads (None: half the CPUs) and how many checks may queue
+    hash_workers: int | None = None
+    hash_queue: int = 64
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,13 @@ class StaticUserManager(MemoryUserManager):
     not tell which logins exist.  A login limiter slows down guessing addresses.
     """
 
-    def __init__(self, users: list[User], *, login_limiter: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, users: list[User], *, login_limiter: Any = None, hashing: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(users, **kwargs)
         from gateway.users.database.hashing import PasswordHashing
 
-        self.hashing = PasswordHashing()
+        self.hashing = hashing if hashing is not None else PasswordHashing()
         self.login_limiter = login_limiter
         # stands in for unknown logins: a real hash of a password nobody knows
         self._nobody = User("\x00unknown", self.hashing.hash(secrets.token_hex(16)),
@@ -116,16 +118,23 @@ def static_user(settings: Settings, entry: StaticUser) -> User:
 def build_user_manager(settings: Settings) -> AbstractUserManager:
     users = settings.users
     from gateway.users.database import LimiterSettings, LoginLimiter
+    from gateway.users.database.hashing import HashPool, PasswordHashing
 
     limiter = LoginLimiter(LimiterSettings(
         base_delay=users.failure_delay,
         max_delay=max(users.failure_delay_max, users.failure_delay),
         ban_after=users.ban_after,
         ban_duration=users.ban_duration,
+        ban_prefix_ipv4=users.ban_prefix_ipv4,
+        ban_prefix_ipv6=users.ban_prefix_ipv6,
+        account_lock_after=users.account_lock_after,
+        account_lock_duration=users.account_lock_duration,
     ))
+    hashing = PasswordHashing(pool=HashPool(users.hash_workers, users.hash_queue))
     if users.source == "static":
         return StaticUserManager(
-            [static_user(settings, entry) for entry in users.static], login_limiter=limiter
+            [static_user(settings, entry) for entry in users.static], login_limiter=limiter,
+            hashing=hashing,
         )
     from gateway.users.database import DatabaseUserManager
 
@@ -133,6 +142,7 @@ def build_user_manager(settings: Settings) -> AbstractUserManager:
     try:
         return DatabaseUserManager(
             db.url, cache_ttl=db.cache_ttl, query_timeout=db.query_timeout, login_limiter=limiter,
+            hashing=hashing,
             heartbeat_interval=db.heartbeat_interval, stale_after=db.stale_after,
         )
     except Exception as exc:  # a URL SQLAlchemy cannot use, a driver not installed

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import abc
+import copy
 import enum
 import hmac
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +40,16 @@ class AbstractUserManager(abc.ABC):
     async def authenticate(self, user: User, password: str) -> bool:
         """Whether ``password`` is ``user``'s password."""
 
+    async def logged_in(self, user: User) -> User:
+        """Called once a session's password was accepted; returns the user it holds now.
+
+        A manager that takes connection slots only after a successful password takes
+        it here (``notify_logout`` later gets the returned user) and raises
+        ``LoginRefused`` when the limit is reached.  The default keeps aioftp's contract:
+        nothing to take, the user is the one ``get_user`` gave.
+        """
+        return user
+
     async def notify_logout(self, user: User) -> None:  # noqa: B027 - optional hook
         """Called once when a session of ``user`` ends, to free what get_user took."""
 
@@ -46,8 +58,11 @@ class MemoryUserManager(AbstractUserManager):
     """A fixed set of users held in memory; the server's default.
 
     With no users the server allows anonymous read/write on ``/`` (aioftp default).
-    Each user has its own ``maximum_connections`` counter; a slot is taken when USER
-    succeeds and given back in :meth:`notify_logout`.
+    Each user has its own ``maximum_connections`` counter.  A slot is taken only by a
+    completed login: at USER for a user without a password (the login is complete
+    there, as in aioftp), after the right password (:meth:`logged_in`) otherwise, so
+    USER lines alone cannot lock a user out.  Between USER and PASS the session holds
+    a copy of the user that owns no slot; :meth:`notify_logout` of it frees nothing.
     """
 
     def __init__(self, users: Iterable[User] | None, *args: Any, **kwargs: Any) -> None:
@@ -56,6 +71,8 @@ class MemoryUserManager(AbstractUserManager):
         self.available_connections: dict[User, AvailableConnections] = {
             user: AvailableConnections(user.maximum_connections) for user in self.users
         }
+        #: session copies handed out at USER -> the configured user they stand for
+        self._pending: weakref.WeakKeyDictionary[User, User] = weakref.WeakKeyDictionary()
 
     def _find(self, login: str) -> User | None:
         anonymous = None
@@ -74,22 +91,44 @@ class MemoryUserManager(AbstractUserManager):
         user = self._find(login)
         if user is None:
             return response.ERROR, None, "no such username"
+        if user.login is not None and user.password is not None:
+            if user.maximum_connections is None:
+                return response.PASSWORD_REQUIRED, user, "password required"
+            # no slot before the password: a copy stands for the user until then
+            pending = copy.copy(user)
+            self._pending[pending] = user
+            return response.PASSWORD_REQUIRED, pending, "password required"
+        connections = self._connections(user)
+        if connections.locked():
+            name = user.login if user.login is not None else login
+            return response.ERROR, user, f"too much connections for {name!r}"
+        info = "anonymous login" if user.login is None else "login without password"
+        connections.acquire()
+        return response.OK, user, info
+
+    def _connections(self, user: User) -> AvailableConnections:
         connections = self.available_connections.get(user)
         if connections is None:  # user added to self.users after construction
             connections = self.available_connections[user] = AvailableConnections(
                 user.maximum_connections
             )
+        return connections
+
+    async def logged_in(self, user: User) -> User:
+        """The right password: the session takes a slot of the configured user.
+
+        :raises LoginRefused: the user's ``maximum_connections`` are all in use
+        """
+        from gateway.users.database.errors import LoginRefused
+
+        real = self._pending.pop(user, None)
+        if real is None:
+            return user  # a user get_user did not hand out as pending: aioftp's way
+        connections = self._connections(real)
         if connections.locked():
-            name = user.login if user.login is not None else login
-            return response.ERROR, user, f"too much connections for {name!r}"
-        if user.login is None:
-            state, info = response.OK, "anonymous login"
-        elif user.password is None:
-            state, info = response.OK, "login without password"
-        else:
-            state, info = response.PASSWORD_REQUIRED, "password required"
+            raise LoginRefused(f"too much connections for {real.login!r}")
         connections.acquire()
-        return state, user, info
+        return real
 
     async def authenticate(self, user: User, password: str) -> bool:
         """Constant-time comparison, so response timing does not reveal the password."""

@@ -190,7 +190,9 @@ async def test_maximum_connections_per_user(make_server, root: Path, raw) -> Non
     first = await raw(server, login=False)
     await first.login("solo", "pw")
     second = await raw(server, login=False)
-    await second.expect("USER solo", "530")
+    # USER answers alike whatever the slots; the limit applies after the password
+    await second.expect("USER solo", "331")
+    await second.expect("PASS pw", "530")
     await second.login("other")  # other users are not limited by solo's count
     await second.expect("NOOP", "200")
     await first.expect("QUIT", "221")

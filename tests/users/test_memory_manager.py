@@ -212,17 +212,23 @@ async def test_authenticate() -> None:
 
 
 async def test_connection_limit() -> None:
+    """Slots go to completed logins only: USER alone never takes one (nor says "full")."""
+    from gateway.users.database.errors import LoginRefused
+
     alice = User("alice", "pw", maximum_connections=2)
     manager = MemoryUserManager([alice])
-    for _ in range(2):
-        state, _, _ = await manager.get_user("alice")
-        assert state is Response.PASSWORD_REQUIRED
-    state, user, info = await manager.get_user("alice")
-    assert state is Response.ERROR
-    assert info == "too much connections for 'alice'"
+    pending = []
+    for _ in range(5):
+        state, user, info = await manager.get_user("alice")
+        assert state is Response.PASSWORD_REQUIRED and info == "password required"
+        pending.append(user)
+    await manager.notify_logout(pending[4])  # a session that never logged in frees nothing
+    assert await manager.logged_in(pending[0]) is alice
+    assert await manager.logged_in(pending[1]) is alice
+    with pytest.raises(LoginRefused, match="too much connections for 'alice'"):
+        await manager.logged_in(pending[2])
     await manager.notify_logout(alice)
-    state, _, _ = await manager.get_user("alice")
-    assert state is Response.PASSWORD_REQUIRED
+    assert await manager.logged_in(pending[3]) is alice
 
 
 async def test_connection_limit_is_per_user() -> None:

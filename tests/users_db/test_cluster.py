@@ -68,8 +68,19 @@ async def test_maximum_connections_across_two_processes(
 
     await eventually(lambda: logs_in_on(port_b))
 
-    # node A dies holding alice's only slot: B refuses until A's rows go stale
-    held = await in_thread(ftp_login, port_a, "alice", "s3cret")
+    # node A dies holding alice's only slot: B refuses until A's rows go stale.
+    # (B gives its slot back as its session closes, just after the 221: wait for it)
+    sessions: list[ftplib.FTP] = []
+
+    async def holds_on(port: int) -> bool:
+        try:
+            sessions.append(await in_thread(ftp_login, port, "alice", "s3cret"))
+        except ftplib.error_perm:
+            return False
+        return True
+
+    await eventually(lambda: holds_on(port_a))
+    held = sessions[0]
     node_a.send_signal(signal.SIGKILL)
     node_a.wait(10)
     died = time.monotonic()

@@ -14,7 +14,8 @@ from gateway.server.session import Session
 from gateway.server.watchdog import restart_watchdog
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager
-from gateway.users.database.errors import LoginRefused, UserSourceUnavailable
+from gateway.users.database.errors import LoginRefused, LoginsBusy, UserSourceUnavailable
+from gateway.users.database.limiter import AttemptRefused
 
 __all__ = ("LoginCommands",)
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("gateway.server")
 
 #: The 421 reply when the user manager cannot reach its accounts (database down).
 UNAVAILABLE_TEXT = "service not available: accounts unreachable, try again later"
+#: The 421 reply when too many password checks are already running or queued.
+BUSY_TEXT = "too many logins in progress; try again later"
 #: How long QUIT waits for a running transfer to finish before closing anyway.
 QUIT_GRACE = 30.0
 
@@ -46,7 +49,11 @@ class LoginCommands(HandlerBase):
         else:
             code = "530"
             user = None
-        if user is not None:
+        if user is not None and code == "331":
+            # nothing of the account is attached before its password: the reply and
+            # the work are the same for every name, and nothing is held yet
+            connection.user = user
+        elif user is not None:
             try:
                 self._attach_user(connection, user)
             except (ImportError, ValueError, OSError) as exc:
@@ -65,10 +72,9 @@ class LoginCommands(HandlerBase):
             connection.current_directory = user.home_path
             await self._ensure_local_root(connection, user)
             apply_user_encoding(connection, user)
-            if code == "230":
-                self._logged_in(connection)
-                logger.info("session %s: logged in as %r", connection.id, user.login)
-                self.notify("login", connection, user.login, True)
+            self._logged_in(connection)
+            logger.info("session %s: logged in as %r", connection.id, user.login)
+            self.notify("login", connection, user.login, True)
         elif code == "530":
             logger.info("session %s: login refused for %r: %s", connection.id, rest, info)
             self.notify("login", connection, rest, False)
@@ -84,34 +90,85 @@ class LoginCommands(HandlerBase):
             return True
         if self._banned(connection):
             return False
+        name = connection.login.login_name or connection.user.login
         # a manager may slow down guessing: it names a limiter keyed by client address
         limiter = getattr(self.user_manager, "login_limiter", None)
+        attempt = None
         if limiter is not None:
-            await limiter.wait_turn(connection.client_host)
+            try:
+                # a try is reserved before any hashing: tries in flight count as failures
+                attempt = limiter.begin(connection.client_host, name)
+            except AttemptRefused as exc:
+                logger.info("session %s: password login for %r refused: %s",
+                            connection.id, name, exc)
+                self.notify("login", connection, name, False)
+                if exc.scope == "address":
+                    connection.response("421", str(exc))
+                    return False
+                connection.response("530", str(exc))
+                return True
         try:
+            if attempt is not None:
+                await attempt.wait_turn()
             ok = await self.user_manager.authenticate(connection.user, rest)
+            user = connection.user
+            if ok:
+                user = await self._session_user(user)
+        except LoginsBusy:
+            if attempt is not None:
+                attempt.abandoned()
+            connection.response("421", BUSY_TEXT)
+            return False
         except UserSourceUnavailable:
+            if attempt is not None:
+                attempt.abandoned()
             connection.response("421", UNAVAILABLE_TEXT)
             return False
         except LoginRefused as exc:
+            if attempt is not None:
+                attempt.succeeded()  # the right password: a full account is no guess
             connection.response("530", str(exc))
             return True
-        if limiter is not None:
-            if ok:
-                limiter.success(connection.client_host)
-            else:
-                await asyncio.sleep(limiter.failure(connection.client_host))
-        if ok:
-            self._logged_in(connection)
-            logger.info("session %s: logged in as %r", connection.id, connection.user.login)
-            self.notify("login", connection, connection.user.login, True)
-            connection.response("230", "normal login")
-        else:
-            name = connection.login.login_name or connection.user.login
+        except BaseException:
+            if attempt is not None:
+                attempt.failed()  # a check that never finished is not a success
+            raise
+        if not ok:
+            delay = attempt.failed() if attempt is not None else 0.0
+            if delay:
+                await asyncio.sleep(delay)
             logger.info("session %s: failed login for %r", connection.id, name)
             self.notify("login", connection, name, False)
             connection.response("530", "wrong password")
+            return True
+        if attempt is not None:
+            attempt.succeeded()
+        connection.user = user
+        try:
+            self._attach_user(connection, user)
+        except (ImportError, ValueError, OSError) as exc:
+            logger.error("session %s: storage of %r cannot be opened: %s",
+                         connection.id, user.login, exc)
+            await self.end_login(connection)
+            self.notify("login", connection, name, False)
+            connection.response("530", "login refused: this account's storage is not available")
+            return True
+        connection.current_directory = user.home_path
+        await self._ensure_local_root(connection, user)
+        apply_user_encoding(connection, user)
+        self._logged_in(connection)
+        logger.info("session %s: logged in as %r", connection.id, user.login)
+        self.notify("login", connection, user.login, True)
+        connection.response("230", "normal login")
         return True
+
+    async def _session_user(self, user: Any) -> Any:
+        """The user the session holds once the password is right (its slot taken).
+
+        :raises LoginRefused: the account's connection limit is reached
+        """
+        hook = getattr(self.user_manager, "logged_in", None)
+        return user if hook is None else await hook(user)
 
     async def acct(self, connection: Session, rest: str) -> bool:
         if connection.logged:

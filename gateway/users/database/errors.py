@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = (
     "UserSourceUnavailable",
     "LoginRefused",
+    "LoginsBusy",
     "SchemaMismatch",
     "MigrationsMissing",
     "AccountError",
@@ -20,6 +21,14 @@ class UserSourceUnavailable(Exception):
 
     The server answers 421 and closes the session: the client retries later, and the
     manager reconnects by itself once the database is back.
+    """
+
+
+class LoginsBusy(UserSourceUnavailable):
+    """Too many password checks are running or queued; the server answers 421.
+
+    A kind of :class:`UserSourceUnavailable`: callers that only know that one still
+    end the session with 421 and let the client retry.
     """
 
 
