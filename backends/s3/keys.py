@@ -63,7 +63,14 @@ def locate(path: PurePosixPath | str) -> Location:
     if not parts:
         return Location("", "")
     key = "/".join(parts[1:])
-    if len(key.encode("utf-8", "surrogatepass")) + 1 > MAX_KEY_BYTES:
+    try:
+        parts[0].encode("utf-8")
+        key_bytes = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        # a name with bytes that are not UTF-8 (kept as surrogates by the protocol):
+        # S3 keys and bucket names are UTF-8, so no request could ever carry it
+        raise OSError(errno.EILSEQ, "name is not valid UTF-8, as S3 keys must be", str(path)) from None
+    if key_bytes + 1 > MAX_KEY_BYTES:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
     return Location(parts[0], key)
 

@@ -3,6 +3,11 @@
 Server messages about a session start with ``session <id>:``; the JSON formatter
 lifts that id into its own ``session`` field so log tools can group by it.
 Passwords never reach the logs: PASS is logged as ``PASS ****`` by the server.
+
+Log lines carry what clients send (file names, commands, user names), so a log reader
+can trust them only if every event is written, whatever its bytes, and as exactly one
+line: both formatters escape (:func:`escape_log_text`) what would break a line or
+could not be encoded.
 """
 
 from __future__ import annotations
@@ -17,9 +22,63 @@ from typing import Any
 
 from gateway.server.events import ServerEvents, TransferRecord
 
-__all__ = ("JsonFormatter", "TransferLogger", "configure_logging")
+__all__ = ("JsonFormatter", "TextFormatter", "TransferLogger", "configure_logging", "escape_log_text")
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # a byte that was not UTF-8 (surrogateescape)
+    escaped = _ESCAPES.get(ch)
+    if escaped is not None:
+        return escaped
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escape_log_text(text: str) -> str:
+    """``text`` as one line that any encoding handler writes: every character that is
+    not printable (CR, LF and the other line breaks ``str.splitlines`` knows, control
+    and format characters, surrogates from bytes that were not UTF-8) becomes a
+    Python-style escape (``\\r``, ``\\x85``, ``\\u2028``; ``\\xe9`` for the raw byte 0xE9).
+    """
+    if text.isprintable():  # the common case, one pass in C
+        return text
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+
+
+def _escape_for_json(text: str) -> str:
+    # JSON itself escapes C0 controls (as \n, \u001b...), so a traceback's newlines
+    # still decode as newlines; everything else not printable is escaped here
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch < " " else _escape_char(ch) for ch in text)
+
+
+def _escape_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return _escape_for_json(value)
+    if isinstance(value, dict):
+        return {_escape_for_json(str(k)): _escape_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_values(v) for v in value]
+    return value
+
+
+class TextFormatter(logging.Formatter):
+    """The text log line, escaped into one line: an exception's traceback included
+    (its lines are joined by a visible ``\\n``), since a name in an error message
+    could otherwise forge the lines that follow."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_log_text(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,17 +106,24 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # JSON escapes control characters itself, but writes lone surrogates (no UTF-8
+        # encoder accepts them) and U+2028/U+0085 (line breaks to some readers) as
+        # they are: escape every string value first, then let JSON quote the rest
+        return json.dumps(_escape_values(entry), ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str = "info", fmt: str = "text", file: Path | None = None) -> None:
     """Send ``gateway.*`` and ``backends.*`` logs to ``file`` (or stderr) at ``level``."""
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+        # the formatters leave nothing UTF-8 cannot encode; backslashreplace is the
+        # belt to those braces, so a line is never lost to "--- Logging error ---"
+        handler: logging.Handler = logging.handlers.WatchedFileHandler(
+            file, encoding="utf-8", errors="backslashreplace"
+        )
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(_TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.observe.logs import TextFormatter, escape_log_text
 from gateway.server.events import ServerEvents, TransferRecord
 
 __all__ = ("XferLog", "format_xferlog_line")
@@ -33,8 +34,13 @@ def _ctime(moment: float) -> str:
 
 
 def _field(text: str) -> str:
-    """Whitespace would split the field: each blank becomes ``_`` (as other servers do)."""
-    return "".join("_" if c.isspace() or not c.isprintable() else c for c in text) or "-"
+    """One field, on one line, whatever the name's bytes: whitespace would split the
+    field, so each blank becomes ``_`` (as other servers do); CR, LF and anything else
+    not printable becomes an escape (``\\r``, ``\\xe9`` for a byte that was not UTF-8),
+    so the line can always be written and no name can forge another transfer's line."""
+    if text.isprintable() and not any(c.isspace() for c in text):
+        return text or "-"
+    return "".join(("_" if c.isspace() else c) if c.isprintable() else escape_log_text(c) for c in text) or "-"
 
 
 def format_xferlog_line(record: TransferRecord) -> str:
@@ -68,8 +74,9 @@ class XferLog(ServerEvents):
         self.logger = logging.getLogger(f"gateway.xferlog.{id(self)}")
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
-        self.handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self.handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8", errors="backslashreplace")
+        # fields are escaped already; the formatter makes sure of one line per transfer
+        self.handler.setFormatter(TextFormatter("%(message)s"))
         self.logger.addHandler(self.handler)
 
     def transfer(self, session: Any, record: TransferRecord) -> None:

@@ -32,13 +32,14 @@ from gateway.protocol.listing import (
     format_mdtm,
     format_mlsx_line,
     format_nlst_line,
+    listing_name,
     mlsx_perm,
     parse_mdtm,
     strip_list_flags,
 )
-from gateway.protocol.paths import ROOT, is_within, resolve_virtual, virtual_to_real
+from gateway.protocol.paths import ROOT, is_within, name_allowed, resolve_virtual, virtual_to_real
 from gateway.protocol.replies import encode_reply, format_reply, one_line, quote_path
-from gateway.protocol.types import parse_mode, parse_stru, parse_type
+from gateway.protocol.types import parse_mode, parse_rest, parse_stru, parse_type
 
 __all__ = (
     # commands
@@ -63,12 +64,14 @@ __all__ = (
     "format_mdtm",
     "format_mlsx_line",
     "format_nlst_line",
+    "listing_name",
     "mlsx_perm",
     "parse_mdtm",
     "strip_list_flags",
     # paths
     "ROOT",
     "is_within",
+    "name_allowed",
     "resolve_virtual",
     "virtual_to_real",
     # addresses
@@ -82,6 +85,7 @@ __all__ = (
     "parse_port",
     # types
     "parse_mode",
+    "parse_rest",
     "parse_stru",
     "parse_type",
 )

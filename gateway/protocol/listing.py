@@ -26,6 +26,7 @@ __all__ = (
     "format_list_line",
     "format_mlsx_line",
     "format_nlst_line",
+    "listing_name",
     "mlsx_perm",
     "format_mdtm",
     "parse_mdtm",
@@ -77,9 +78,15 @@ _RWX = tuple(_rwx(bits) for bits in range(0o10000))
 _NAME_TABLE = str.maketrans({"\r": "\0", "\n": "\0"})
 
 
-def _safe_name(name: str) -> str:
-    # A newline in a name would split one listing entry into two, letting whoever named
-    # the file forge entries.  NUL is RFC 959's stand-in for a newline in a path name.
+def listing_name(name: str) -> str:
+    """A name as every listing shows it (LIST, NLST, MLSD, MLST, STAT): unable to end
+    its line early.
+
+    FTP refuses CR and LF in names it creates, but names made outside FTP (a local
+    file, an S3 key such as ``nl\\nforged.txt``) may hold them, and a newline in a
+    listing would split one entry into two, letting whoever named the file forge
+    entries.  Each becomes NUL, RFC 959's stand-in for a newline in a path name.
+    """
     if "\n" in name or "\r" in name:
         return name.translate(_NAME_TABLE)
     return name
@@ -106,7 +113,7 @@ def format_list_line(name: str, st: Any, *, now: float) -> str:
     nlink = getattr(st, "st_nlink", 1) or 1
     return (
         f"{type_char}{_RWX[mode & 0o7777]} {nlink:3d} ftp ftp {st.st_size:>12} "
-        f"{when} {_safe_name(name)}"
+        f"{when} {listing_name(name)}"
     )
 
 
@@ -130,7 +137,7 @@ def format_list_date(mtime: float, now: float) -> str:
 
 def format_nlst_line(name: str) -> str:
     """An NLST entry: the bare name, made unable to split into two entries."""
-    return _safe_name(name)
+    return listing_name(name)
 
 
 # MLSx permission strings for (is_dir, readable, writable); RFC 3659 section 7.5.5.
@@ -201,7 +208,7 @@ def format_mlsx_line(
         elif fact == "unique":
             parts.append(f"unique={_unique(st, name if unique_key is None else unique_key)};")
     parts.append(" ")
-    parts.append(_safe_name(name))
+    parts.append(listing_name(name))
     return "".join(parts)
 
 

@@ -14,11 +14,27 @@ from __future__ import annotations
 from pathlib import PurePath, PurePosixPath
 from typing import TypeVar
 
-__all__ = ("ROOT", "resolve_virtual", "virtual_to_real", "is_within")
+__all__ = ("ROOT", "FORBIDDEN_NAME_CHARS", "NAME_REFUSED", "name_allowed", "resolve_virtual", "virtual_to_real", "is_within")
 
 ROOT = PurePosixPath("/")
 
 P = TypeVar("P", bound=PurePath)
+
+#: Characters no name created through FTP may hold: CR and LF end a line in every
+#: listing, reply and log reader; NUL ends a name on every POSIX system.
+FORBIDDEN_NAME_CHARS = frozenset("\r\n\0")
+#: The text of the 553 reply refusing such a name.
+NAME_REFUSED = "file name not allowed: it holds a line break or NUL"
+
+
+def name_allowed(argument: str) -> bool:
+    """Whether a path argument may name something FTP creates or renames to (STOR,
+    APPE, STOU, MKD, RNTO, MFMT...): refused (553) when it holds CR, LF or NUL.
+
+    The whole argument is checked, not just its last part: MKD and some uploads make
+    the missing parent directories too.
+    """
+    return not FORBIDDEN_NAME_CHARS.intersection(argument)
 
 
 def resolve_virtual(cwd: PurePosixPath, argument: str) -> PurePosixPath:

@@ -7,7 +7,7 @@ every machine that still exists).  Anything else raises ValueError (reply 504/50
 
 from __future__ import annotations
 
-__all__ = ("parse_type", "parse_mode", "parse_stru")
+__all__ = ("MAX_REST_OFFSET", "parse_type", "parse_mode", "parse_stru", "parse_rest")
 
 _TYPES = {
     ("A",): "A",
@@ -37,3 +37,24 @@ def parse_stru(arg: str) -> str:
     if arg.strip().upper() != "F":
         raise ValueError(f"unsupported structure {arg!r}")
     return "F"
+
+
+#: The largest offset a file can have (a signed 64-bit ``off_t``).
+MAX_REST_OFFSET = 2**63 - 1
+_MAX_REST_DIGITS = len(str(MAX_REST_OFFSET))
+
+
+def parse_rest(arg: str) -> int:
+    """The byte offset of a REST argument: ASCII digits only, at most ``MAX_REST_OFFSET``.
+
+    ``str.isdigit`` alone is not enough: it accepts superscripts (``²``) and other
+    scripts' digits that ``int`` then refuses or reads differently; and a long digit
+    string would make ``int`` raise its own error (or spend time converting it).
+    """
+    text = arg.strip()
+    if not text or len(text) > _MAX_REST_DIGITS or not (text.isascii() and text.isdigit()):
+        raise ValueError(f"bad restart offset {arg!r}")
+    offset = int(text)
+    if offset > MAX_REST_OFFSET:
+        raise ValueError(f"restart offset {arg!r} is too large")
+    return offset

@@ -51,4 +51,10 @@ def reply_for_storage_error(exc: BaseException) -> tuple[str, str]:
             return "553", "file name not allowed: too long"
         if cause.errno == errno.EINVAL:
             return "553", "file name not allowed"
+        if cause.errno == errno.EILSEQ:
+            return "553", "file name not allowed: not valid in this storage's encoding"
+    if isinstance(cause, UnicodeError):
+        # a name storage cannot encode (bytes that are not UTF-8, for a store that
+        # needs UTF-8): it will fail the same way every time, so not a 4xx
+        return "553", "file name not allowed: not valid in this storage's encoding"
     return "451", "requested action aborted: storage error"

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from tests.server.conftest import STEP, RawClient
 
-DEPTH = 1000
+#: deep enough that resolving it inline stalls the loop for seconds over a burst,
+#: shallow enough for pytest's recursive clean-up of tmp_path
+DEPTH = 400
 #: the promise: a NOOP round trip of the quiet session never takes longer than this
 NOOP_BOUND = 0.1
 
@@ -43,13 +45,13 @@ async def test_deep_path_burst_does_not_stall_other_sessions(make_server, root: 
     server = await make_server()
     abuser = await RawClient.connect(server.server_port)
     await abuser.login()
-    for _ in range(DEPTH // 250):  # CWD in steps: a command line has a length limit
-        await abuser.expect("CWD " + "/".join(["d"] * 250), "250")
+    for _ in range(DEPTH // 200):  # CWD in steps: a command line has a length limit
+        await abuser.expect("CWD " + "/".join(["d"] * 200), "250")
     quiet = await RawClient.connect(server.server_port)
     await quiet.login()
     stop = asyncio.Event()
     probe = asyncio.create_task(_probe(quiet, stop))
-    burst = 40
+    burst = 100
     await abuser.send(b"MLST .\r\n" * burst)  # pipelined: read without waiting
     async with asyncio.timeout(STEP * 6):
         for _ in range(burst):

@@ -114,7 +114,8 @@ async def test_metadata_commands_without_storage_support(make_server, raw) -> No
         device_quirks=DeviceQuirks(site_noop=True),
     )
     client = await raw(quirky)
-    await client.expect("SITE CHMOD 644 /", "200")
+    await client.expect("SITE CHMOD 644 f", "200")
+    await client.expect("SITE CHMOD 644 /", "550")  # never on the root, no-op or not
     await client.expect("SITE UTIME 20200101000000 /", "200")
 
 

@@ -75,11 +75,11 @@ async def test_reset_rest_stor_keeps_original(server, raw, root: Path) -> None:
     await client.expect(f"REST {len(ORIGINAL)}", "350")
     assert await _reset_upload(client, "STOR f") in ("426", "451")
     assert (root / "f").read_bytes() == ORIGINAL
-    # resuming inside: the rollback cuts at the restart offset (backends/local.py:
-    # "truncates to the lowest offset written"), so no byte of the failed upload stays
+    # resuming inside: the bytes the failed upload overwrote come back, no byte of
+    # it stays, and no undo file is left beside it
     await client.expect("REST 10", "350")
     assert await _reset_upload(client, "STOR f") in ("426", "451")
-    assert (root / "f").read_bytes() == ORIGINAL[:10]
+    assert (root / "f").read_bytes() == ORIGINAL
     assert _names(root) == ["f"]
 
 

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gateway.protocol.listing import format_mdtm, stat_mode
+from gateway.protocol.paths import NAME_REFUSED, name_allowed
 from gateway.protocol.replies import quote_path
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
@@ -27,6 +28,9 @@ ROOT = PurePosixPath("/")
 
 class FileCommands(HandlerBase):
     async def mkd(self, connection: Session, rest: str) -> bool:
+        if not name_allowed(rest):
+            connection.response("553", NAME_REFUSED)
+            return True
         real, virtual = await self.resolve(connection, rest)
         path_io = connection.path_io
         try:
@@ -81,6 +85,9 @@ class FileCommands(HandlerBase):
         login = connection.login
         source, source_virtual = login.rename_from, login.rename_from_virtual
         login.rename_from = login.rename_from_virtual = None
+        if not name_allowed(rest):
+            connection.response("553", NAME_REFUSED)
+            return True
         real, virtual = await self.resolve(connection, rest)
         if source_virtual is not None and virtual != source_virtual and _is_within(source_virtual, virtual):
             connection.response("553", "can't move a directory into itself")

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gateway.protocol.commands import encode_text, split_glob, strip_list_flags
-from gateway.protocol.listing import format_list_line
+from gateway.protocol.listing import format_list_line, format_nlst_line, listing_name
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
 from gateway.streams import ThrottleStreamIO
@@ -99,14 +99,16 @@ class ListingCommands(HandlerBase):
                 except Exception:
                     continue  # a link out of the root is not shown
             if kind == "nlst":
-                yield name + "\r\n"
+                yield format_nlst_line(name) + "\r\n"
                 continue
             try:
                 if hooks:
+                    # a subclass's line holds the name as it is: neutralised here too
                     if kind == "list":
-                        yield await self.build_list_string(connection, path) + "\r\n"
+                        line = await self.build_list_string(connection, path)
                     else:
-                        yield await self.build_mlsx_string(connection, path) + "\r\n"
+                        line = await self.build_mlsx_string(connection, path)
+                    yield listing_name(line) + "\r\n"
                     continue
                 stats = await path_io.stat(path)
             except Exception:

@@ -12,10 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.protocol.listing import format_mdtm, parse_mdtm
+from gateway.protocol.paths import NAME_REFUSED, ROOT, name_allowed
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
 
 __all__ = ("SiteCommands", "SITE_HELP", "storage_supports")
+
+#: What SITE CHMOD may set: permission bits only, never setuid, setgid or sticky.
+CHMOD_BITS = 0o777
+#: Times every storage keeps exactly (1970 to 2038, a signed 32-bit ``time_t``); a
+#: time outside is read back after setting it, since the filesystem may store another
+#: (ext4 turns 9999 into 2446).
+_SAFE_MTIMES = range(0, 2**31)
+#: The last second MFMT accepts: 9999-12-31 23:59:59 UTC (RFC 3659 time-vals have 4
+#: year digits).
+_LAST_MTIME = 253402300799
 
 SITE_HELP: tuple[str, ...] = (
     "SITE HELP",
@@ -55,7 +66,14 @@ class SiteCommands(HandlerBase):
         if not path or not (0 < len(mode_text) <= 4 and all(c in "01234567" for c in mode_text)):
             connection.response("501", "SITE CHMOD needs an octal mode and a path")
             return
+        mode = int(mode_text, 8)
+        if mode & ~CHMOD_BITS:
+            connection.response("501", "SITE CHMOD sets permission bits only (0 to 777)")
+            return
         real, virtual = await self.resolve(connection, path)
+        if virtual == ROOT:
+            connection.response("550", "can't change the mode of the root directory")
+            return
         if not await self.allowed(connection, virtual, "writable"):
             connection.response("550", "permission denied")
             return
@@ -66,7 +84,7 @@ class SiteCommands(HandlerBase):
             else:
                 connection.response("504", "SITE CHMOD not supported by this storage")
             return
-        await chmod(real, int(mode_text, 8))
+        await chmod(real, mode)
         connection.response("200", "SITE CHMOD command successful")
 
     async def _site_utime(self, connection: Session, argument: str) -> None:
@@ -104,6 +122,12 @@ class SiteCommands(HandlerBase):
         return True
 
     async def _set_mtime(self, connection: Session, path: str, mtime: float, what: str) -> bool:
+        if not 0 <= mtime <= _LAST_MTIME:
+            connection.response("501", f"{what} takes a time from 1970 to 9999")
+            return False
+        if not name_allowed(path):
+            connection.response("553", NAME_REFUSED)
+            return False
         real, virtual = await self.resolve(connection, path)
         path_io = connection.path_io
         if not await self.allowed(connection, virtual, "writable"):
@@ -116,5 +140,16 @@ class SiteCommands(HandlerBase):
             else:
                 connection.response("502" if what == "MFMT" else "504", f"{what} not supported by this storage")
             return False
+        if int(mtime) in _SAFE_MTIMES:
+            await set_mtime(real, mtime)
+            return True
+        # outside 1970-2038 the filesystem may store another time and say nothing:
+        # read it back, and put the old time back if it did
+        before = await path_io.stat(real)
         await set_mtime(real, mtime)
-        return True
+        after = await path_io.stat(real)
+        if abs(after.st_mtime - mtime) < 1:
+            return True
+        await set_mtime(real, before.st_mtime)
+        connection.response("501", f"{what}: this storage cannot keep that time; the file's time is unchanged")
+        return False

@@ -17,7 +17,8 @@ from typing import Any
 
 from backends.base import AsyncPathIOContext
 from gateway.protocol.ascii import FromNetwork, ToNetwork
-from gateway.protocol.types import parse_mode, parse_stru, parse_type
+from gateway.protocol.paths import NAME_REFUSED, name_allowed
+from gateway.protocol.types import parse_mode, parse_rest, parse_stru, parse_type
 from gateway.server.datachannel import DataChannelRefused
 from gateway.server.events import TransferRecord
 from gateway.server.handlers.base import HandlerBase
@@ -70,11 +71,11 @@ class TransferCommands(HandlerBase):
         return True
 
     async def rest(self, connection: Any, rest: str) -> bool:
-        text = rest.strip()
-        if not text.isdigit():
-            connection.response("501", "REST needs a non-negative integer")
+        try:
+            connection.restart_offset = parse_rest(rest)
+        except ValueError:
+            connection.response("501", "REST needs a byte offset in ASCII digits, at most 2**63-1")
             return True
-        connection.restart_offset = int(text)
         connection.response("350", f"restarting at {connection.restart_offset}")
         return True
 
@@ -124,6 +125,9 @@ class TransferCommands(HandlerBase):
     async def stou(self, connection: Session, rest: str) -> bool:
         """STOU: store under a name no file has yet; RFC 1123 4.1.2.9 reply
         ``150 FILE: name`` tells the client which."""
+        if not name_allowed(rest):
+            connection.response("553", NAME_REFUSED)
+            return True
         base = rest.strip(" ") or "stou"
         if base.endswith("/"):
             base += "stou"
@@ -141,6 +145,9 @@ class TransferCommands(HandlerBase):
         return await self._store(connection, candidate, append=False, info=f"FILE: {candidate}")
 
     async def _store(self, connection: Session, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
+        if not name_allowed(rest):
+            connection.response("553", NAME_REFUSED)
+            return True
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
         # REST then STOR or APPE writes from the offset on, in place (as aioftp
