@@ -60,6 +60,7 @@ from gateway.server.session import Session, SessionSettings
 from gateway.server.shutdown import shutdown_gracefully
 from gateway.server.storage_errors import reply_for_storage_error
 from gateway.server.watchdog import arm_watchdog, stop_watchdog
+from gateway.server.writers import ActiveWriters
 from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager, MemoryUserManager
@@ -193,6 +194,8 @@ class Server(
         #: sessions inherit SO_OOBINLINE from the listening sockets (set by start())
         self._oob_inherited = False
         self._settings_cache: tuple[tuple[Any, ...], SessionSettings, DataChannelSettings] | None = None
+        #: files with an upload in progress, server-wide (one writer per file)
+        self.active_writers = ActiveWriters()
         #: users whose local root is known to exist (checked at their first login)
         self.roots_made: weakref.WeakSet[Any] = weakref.WeakSet()
         self.server_port: int | None = None

@@ -24,6 +24,7 @@ from gateway.server.events import ServerEvents
 from gateway.server.preconditions import refusal, refusal_now
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
+from gateway.server.writers import ActiveWriters
 from gateway.throttle import StreamThrottle
 
 __all__ = ("HandlerBase",)
@@ -89,6 +90,7 @@ class HandlerBase:
     throttle_per_connection: StreamThrottle
     throttle_per_user: dict[Any, StreamThrottle]
     roots_made: weakref.WeakSet[Any]
+    active_writers: ActiveWriters
 
     # -- shared steps, defined by Server ------------------------------------------------
     def notify(self, event: str, *args: Any) -> None:

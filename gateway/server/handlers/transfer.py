@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from backends.base import AsyncPathIOContext
@@ -135,19 +135,44 @@ class TransferCommands(HandlerBase):
         candidate = base
         for _ in range(STOU_ATTEMPTS):
             real, _virtual = await self.resolve(connection, candidate)
-            if not await path_io.exists(real):
+            key = writer_key(path_io, real)
+            # a name is taken when it exists or another STOU/STOR is writing it:
+            # two simultaneous STOU never get the same name
+            if not await path_io.exists(real) and self.active_writers.claim(key):
                 break
             candidate = f"{base}.{secrets.token_hex(4)}"
         else:
             connection.response("450", "could not find a unique name")
             return True
         connection.restart_offset = 0  # REST makes no sense for a new file
-        return await self._store(connection, candidate, append=False, info=f"FILE: {candidate}")
+        return await self._store(
+            connection, candidate, append=False, info=f"FILE: {candidate}", claimed=key
+        )
 
-    async def _store(self, connection: Session, rest: str, *, append: bool, info: str = "data transfer started") -> bool:
-        if not name_allowed(rest):
-            connection.response("553", NAME_REFUSED)
-            return True
+    async def _store(
+        self, connection: Session, rest: str, *, append: bool,
+        info: str = "data transfer started", claimed: Hashable | None = None,
+    ) -> bool:
+        """STOR/APPE/STOU: one writer per file at a time (a second gets 450), so an
+        aborted upload never rolls back over another client's acknowledged bytes."""
+        if claimed is None:
+            if not name_allowed(rest):
+                connection.response("553", NAME_REFUSED)
+                return True
+            real, _virtual = await self.resolve(connection, rest)
+            claimed = writer_key(connection.path_io, real)
+            if not self.active_writers.claim(claimed):
+                connection.response("450", "file busy: another upload to it is in progress")
+                return True
+        try:
+            return await self._store_claimed(connection, rest, append=append, info=info, key=claimed)
+        except BaseException:
+            self.active_writers.release(claimed)
+            raise
+
+    async def _store_claimed(
+        self, connection: Session, rest: str, *, append: bool, info: str, key: Hashable
+    ) -> bool:
         real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
         # REST then STOR or APPE writes from the offset on, in place (as aioftp
@@ -205,7 +230,10 @@ class TransferCommands(HandlerBase):
                 if tail:
                     await write(tail)
 
-        return self.start_transfer(connection, body, "150", info, record, file)
+        return self.start_transfer(
+            connection, body, "150", info, record, file,
+            done=lambda: self.active_writers.release(key),
+        )
 
     async def _open_for_writing(self, connection: Session, real: Any, mode: str) -> AsyncPathIOContext:
         """Open for an upload; with the ``stor_creates_parents`` quirk a missing parent
@@ -254,18 +282,24 @@ class TransferCommands(HandlerBase):
         info: str,
         record: TransferRecord | None = None,
         file: AsyncPathIOContext | None = None,
+        done: Callable[[], None] | None = None,
     ) -> bool:
         """Start ``body(stream)`` as the session's transfer and reply ``code`` (1xx).
 
         ``file``, opened by the handler, is committed when the transfer succeeds and
-        rolled back otherwise (no data connection, ABOR, a failure).
+        rolled back otherwise (no data connection, ABOR, a failure); ``done`` runs
+        when it has ended, whichever way.
         """
         if connection.extra_workers:
             if file is not None:
                 connection.loop.create_task(file.abort())
+            if done is not None:
+                done()
             connection.response("425", "a transfer is already in progress")
             return True
         task = connection.loop.create_task(self._run_transfer(connection, body, record, file))
+        if done is not None:
+            task.add_done_callback(lambda _task: done())
         connection.extra_workers.add(task)
         connection.response(code, info)
         return True
@@ -339,6 +373,12 @@ class _NotCommitted(Exception):
 def _not_found(exc: BaseException) -> bool:
     cause = getattr(exc, "cause", None) or exc.__cause__ or exc
     return isinstance(cause, FileNotFoundError)
+
+
+def writer_key(path_io: Any, real: Any) -> Hashable:
+    """Which file an upload writes, across sessions: the storage (its kind and shared
+    state) and the path in it."""
+    return (type(path_io).__qualname__, id(path_io.state), str(real))
 
 
 def _block_size(block_size: int, stream: ThrottleStreamIO) -> int:

@@ -1,0 +1,67 @@
+"""Two uploads into one file at once: the second is told the file is busy (450),
+so an aborted writer can never roll back over another client's acknowledged bytes;
+two STOU at once never get the same name."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from tests.server.conftest import HOST, STEP, RawClient
+
+
+async def _data(client: RawClient) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    port = await client.pasv()
+    async with asyncio.timeout(STEP):
+        return await asyncio.open_connection(HOST, port)
+
+
+async def test_second_writer_of_a_file_is_told_it_is_busy(make_server, root: Path) -> None:
+    (root / "log.txt").write_bytes(b"first line\n")
+    server = await make_server()
+    a = await RawClient.connect(server.server_port)
+    b = await RawClient.connect(server.server_port)
+    await a.login()
+    await b.login()
+    _ra, wa = await _data(a)
+    await a.expect("APPE log.txt", "150")  # A's append is open
+    await _data(b)
+    await b.expect("APPE log.txt", "450")  # B must wait: nothing of B's is at risk
+    await b.expect("STOR log.txt", "450")
+    # A is aborted: the file is as it was, and B can now append and keep its record
+    wa.transport.abort()
+    assert (await a.reply()).code in ("426", "451", "226")
+    assert (root / "log.txt").read_bytes().startswith(b"first line\n")
+    _rb, wb = await _data(b)
+    await b.expect("APPE log.txt", "150")
+    wb.write(b"B's record\n")
+    await wb.drain()
+    wb.close()
+    assert (await b.reply()).code == "226"
+    assert (root / "log.txt").read_bytes().endswith(b"B's record\n")
+    await a.close()
+    await b.close()
+
+
+async def test_simultaneous_stou_get_distinct_names(make_server, root: Path) -> None:
+    server = await make_server()
+    clients = [await RawClient.connect(server.server_port) for _ in range(2)]
+    writers = []
+    names = []
+    for client in clients:
+        await client.login()
+        _r, w = await _data(client)
+        writers.append(w)
+        reply = await client.expect("STOU img.jpg", "150")  # both are uploading now
+        match = re.fullmatch(r"FILE: (\S+)", reply.text)
+        assert match, reply
+        names.append(match.group(1))
+    assert names[0] != names[1]
+    for index, (client, writer) in enumerate(zip(clients, writers, strict=True)):
+        writer.write(f"photo {index}".encode())
+        writer.close()
+        assert (await client.reply()).code == "226"
+    assert sorted((root / name).read_bytes() for name in names) == [b"photo 0", b"photo 1"]
+    for client in clients:
+        await client.close()
