@@ -36,6 +36,17 @@ T = TypeVar("T")
 
 _PARTIAL_MARK = ".gateway-partial-"
 _UNDO_MARK = ".gateway-undo-"
+
+
+def is_internal_name(name: str) -> bool:
+    """Whether ``name`` is one of our upload temporaries (a partial file or an undo
+    file): never listed, never addressable by a client."""
+    return name.startswith(".") and (_PARTIAL_MARK in name or _UNDO_MARK in name)
+
+
+def _refuse_internal(path: Path | str) -> None:
+    if is_internal_name(os.path.basename(os.fspath(path))):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path))
 _LIST_BATCH = 512
 
 
@@ -114,6 +125,7 @@ class _LocalFile:
     )
 
     def __init__(self, path: Path, mode: str, durable: bool = False) -> None:
+        _refuse_internal(path)
         kind, plus = _binary_mode(mode)
         self.durable = durable and (kind != "r" or plus)  # only writers have bytes to sync
         self._lock = threading.Lock()
@@ -287,7 +299,7 @@ def _missing(start: int, end: int, saved: list[tuple[int, int]]) -> list[tuple[i
 
 
 def _exists(path: Path) -> bool:
-    return os.path.exists(path)
+    return os.path.exists(path) and not is_internal_name(os.path.basename(path))
 
 
 def _is_dir(path: Path) -> bool:
@@ -295,7 +307,7 @@ def _is_dir(path: Path) -> bool:
 
 
 def _is_file(path: Path) -> bool:
-    return os.path.isfile(path)
+    return os.path.isfile(path) and not is_internal_name(os.path.basename(path))
 
 
 def _mkdir(path: Path, parents: bool, exist_ok: bool) -> None:
@@ -375,6 +387,7 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def unlink(self, path: Path) -> None:
+        _refuse_internal(path)
         os.unlink(path)
 
     @universal_exception
@@ -387,10 +400,12 @@ class PathIO(AbstractPathIO[Path]):
             return
         with entries:
             for entry in entries:
-                yield path / entry.name
+                if not is_internal_name(entry.name):
+                    yield path / entry.name
 
     @universal_exception
     async def stat(self, path: Path) -> os.stat_result:
+        _refuse_internal(path)
         return os.stat(path)
 
     async def _open(self, path: Path, mode: str = "rb") -> _LocalFile:
@@ -433,6 +448,8 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def rename(self, source: Path, destination: Path) -> None:
+        _refuse_internal(source)
+        _refuse_internal(destination)
         os.replace(source, destination)
 
     @universal_exception
@@ -520,6 +537,7 @@ class AsyncPathIO(AbstractPathIO[Path]):
     @universal_exception
     @with_timeout
     async def unlink(self, path: Path) -> None:
+        _refuse_internal(path)
         await self._run(os.unlink, path)
 
     @universal_exception
@@ -533,13 +551,15 @@ class AsyncPathIO(AbstractPathIO[Path]):
         try:
             while batch := await self._run(_next_batch, entries, _LIST_BATCH):
                 for name in batch:
-                    yield path / name
+                    if not is_internal_name(name):
+                        yield path / name
         finally:
             entries.close()
 
     @universal_exception
     @with_timeout
     async def stat(self, path: Path) -> os.stat_result:
+        _refuse_internal(path)
         return await self._run(os.stat, path)
 
     async def _open(self, path: Path, mode: str = "rb") -> _LocalFile:
@@ -590,6 +610,8 @@ class AsyncPathIO(AbstractPathIO[Path]):
     @universal_exception
     @with_timeout
     async def rename(self, source: Path, destination: Path) -> None:
+        _refuse_internal(source)
+        _refuse_internal(destination)
         await self._run(os.replace, source, destination)
 
     @universal_exception
