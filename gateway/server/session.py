@@ -21,13 +21,15 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
 
 from backends.errors import PathIOError
+from gateway.protocol.commands import encode_text
+from gateway.protocol.replies import one_line
 from gateway.server.datachannel import DataChannel
 from gateway.server.storage_errors import reply_for_storage_error
 from gateway.streams import StreamIO, ThrottleStreamIO
@@ -38,6 +40,8 @@ __all__ = ("LoginState", "Session", "SessionSettings")
 logger = logging.getLogger("gateway.server")
 
 _ids = itertools.count(1)
+#: Reply bytes gathered before one write when a reply is streamed (STAT of a directory).
+_REPLY_BATCH = 64 * 1024
 _NO_THROTTLES: Mapping[str, StreamThrottle] = MappingProxyType({})
 _ROOT = PurePosixPath("/")
 
@@ -339,6 +343,35 @@ class Session:
                 self.closing = True
                 return
         self._flush_task = None
+
+    async def stream_reply(
+        self, code: str, head: str, lines: AsyncIterator[str], tail: str
+    ) -> None:
+        """A multi-line reply whose middle lines come from ``lines``, written as they
+        come in bounded batches (a STAT of a huge directory never sits whole in
+        memory, and the client's reading paces it).  With a subclass's own reply
+        writer the reply is gathered and handed to it whole."""
+        if self._write_reply is not None or self._responses:
+            gathered = [head]
+            async for line in lines:
+                gathered.append(line)
+            gathered.append(tail)
+            self.response(code, gathered, True)
+            return
+        encoding = self.login.encoding
+        batch = [f"{code}-{one_line(head)}\r\n"]
+        size = 0
+        async for line in lines:
+            text = f" {one_line(line)}\r\n"
+            batch.append(text)
+            size += len(text)
+            if size >= _REPLY_BATCH:
+                self.writer.write(encode_text("".join(batch), encoding))
+                batch.clear()
+                size = 0
+                await self.flushed()
+        batch.append(f"{code} {one_line(tail)}\r\n")
+        self.writer.write(encode_text("".join(batch), encoding))
 
     async def flushed(self) -> None:
         """Wait until every reply so far has been handed to the kernel (backpressure)."""

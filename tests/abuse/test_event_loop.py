@@ -62,3 +62,33 @@ async def test_deep_path_burst_does_not_stall_other_sessions(make_server, root: 
     assert max(rtts) < NOOP_BOUND, f"slowest NOOP {max(rtts) * 1000:.0f} ms"
     await abuser.close()
     await quiet.close()
+
+
+async def test_stat_of_a_huge_directory_streams_beside_other_sessions(make_server, root: Path) -> None:
+    """STAT of a directory is written as it is read, in bounded batches, and other
+    sessions are answered meanwhile."""
+    big = root / "big"
+    big.mkdir()
+
+    def fill() -> None:
+        for index in range(20_000):
+            (big / f"file-{index:05d}.dat").touch()
+
+    await asyncio.to_thread(fill)
+    server = await make_server()
+    lister = await RawClient.connect(server.server_port)
+    await lister.login()
+    quiet = await RawClient.connect(server.server_port)
+    await quiet.login()
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_probe(quiet, stop))
+    async with asyncio.timeout(STEP * 3):
+        reply = await lister.cmd("STAT big")
+    stop.set()
+    rtts = await probe
+    assert reply.code == "212"
+    entries = [line for line in reply.lines if "file-" in line]
+    assert len(entries) == 20_000
+    assert max(rtts) < NOOP_BOUND, f"slowest NOOP {max(rtts) * 1000:.0f} ms"
+    await lister.close()
+    await quiet.close()

@@ -8,6 +8,7 @@ never sits whole in memory.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import stat as stat_module
 import time
@@ -23,6 +24,8 @@ from gateway.streams import ThrottleStreamIO
 
 __all__ = ("ListingCommands", "ListingTarget")
 
+#: Entries listed between two chances for other sessions to run.
+_YIELD_EVERY = 32
 #: Listing bytes gathered before one write to the data connection.
 LISTING_BATCH = 64 * 1024
 
@@ -89,7 +92,13 @@ class ListingCommands(HandlerBase):
         now = time.time()
         hooks = self._list_hooks_overridden()
         entries = path_io.list(real) if is_dir else _single(real)
+        seen = 0
         async for path in entries:
+            seen += 1
+            if not seen % _YIELD_EVERY:
+                # storage on local disk answers without suspending: let other
+                # sessions run while a huge directory is listed
+                await asyncio.sleep(0)
             name = path.name
             if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
                 continue

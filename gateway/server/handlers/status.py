@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+from collections.abc import AsyncIterator
 
 from gateway.protocol.commands import strip_list_flags
 from gateway.server.handlers.base import HandlerBase
@@ -58,11 +59,15 @@ class StatusCommands(HandlerBase):
         """RFC 959 STAT with a pathname: a LIST over the control connection (212 for a
         directory, 213 for a file), for clients that avoid a data connection."""
         real, virtual, is_dir, pattern = await self.listing_target(connection, argument, globbing=True)
-        lines = [f"Status of {virtual}:"]
-        async for line in self.listing_lines(connection, real, is_dir, "list", pattern):
-            lines.append(line.rstrip("\r\n"))
-        lines.append("End of status")
-        connection.response("212" if is_dir else "213", lines, True)
+
+        async def lines() -> AsyncIterator[str]:
+            async for line in self.listing_lines(connection, real, is_dir, "list", pattern, virtual):
+                yield line.rstrip("\r\n")
+
+        # streamed as the directory is read: a huge one never sits whole in memory
+        await connection.stream_reply(
+            "212" if is_dir else "213", f"Status of {virtual}:", lines(), "End of status"
+        )
         return True
 
     async def rein(self, connection: Session, rest: str) -> bool:
