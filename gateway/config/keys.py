@@ -24,7 +24,11 @@ class Key:
 
 
 def _path(value: Any) -> Path:
-    return Path(v.to_str(value)).expanduser()
+    text = v.to_str(value)
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~name" of an account that does not exist
+        raise v.ValueProblem(f"cannot expand {text.partition('/')[0]!r}: no such user's home") from None
 
 
 def _names(value: Any) -> tuple[str, ...]:

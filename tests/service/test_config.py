@@ -230,3 +230,9 @@ def test_nul_bytes_are_refused(tmp_path: Path, table: str, key: str):
     path = write(tmp_path, f'[{table}]\n{key} = "a\\u0000b"\n')
     with pytest.raises(ConfigError, match="NUL byte is not allowed"):
         load_settings(path, env={})
+
+
+def test_a_path_with_an_unknown_users_home_is_refused_clearly() -> None:
+    """``~name`` of an account that does not exist (found by the fuzz test)."""
+    with pytest.raises(ConfigError, match="cannot expand"):
+        load_settings(env={"GATEWAY_LOGGING_FILE": "~no-such-account-here"})
