@@ -402,3 +402,12 @@ async def test_invalid_bytes_are_lossless_in_utf8(server, raw, root: Path) -> No
     assert await read_all(reader) == b"jpeg"
     writer.close()
     assert (await client.reply()).code == "226"
+
+
+async def test_user_code_page_applies_to_the_password(make_server, root: Path, raw) -> None:
+    """A cp1251 device sends its password in cp1251 as well (its login is read in the
+    listener's encoding: the account is not known before it)."""
+    server = await make_server([User("camera", "пароль", base_path=root, encoding="cp1251")])
+    client = await raw(server, login=False)
+    await client.expect("USER camera", "331")
+    await client.expect("PASS пароль".encode("cp1251") + b"\r\n", "230")

@@ -51,8 +51,10 @@ class LoginCommands(HandlerBase):
             user = None
         if user is not None and code == "331":
             # nothing of the account is attached before its password: the reply and
-            # the work are the same for every name, and nothing is held yet
+            # the work are the same for every name, and nothing is held yet.  Its
+            # code page applies at once: a device sends its password in it too.
             connection.user = user
+            apply_user_encoding(connection, user)
         elif user is not None:
             try:
                 self._attach_user(connection, user)
