@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import threading
 import traceback
 from typing import Any
 
@@ -89,3 +91,12 @@ DEBUG_KEY = "gateway.debug"
 def main(ctx: click.Context, debug: bool) -> None:
     """gateway: an FTP server in front of local disk, memory, S3 and fsspec storage."""
     ctx.meta[DEBUG_KEY] = debug
+    if not debug:
+        # a library's worker thread failing after the command already reported its
+        # one-line error (aiosqlite answering a closed event loop) stays quiet
+        threading.excepthook = _quiet_thread_failure
+
+
+def _quiet_thread_failure(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("gateway").debug("background thread %s failed: %r", name, args.exc_value)
