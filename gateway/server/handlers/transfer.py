@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Hashable
+from pathlib import PurePosixPath
 from typing import Any
 
 from backends.base import AsyncPathIOContext
@@ -155,25 +156,27 @@ class TransferCommands(HandlerBase):
     ) -> bool:
         """STOR/APPE/STOU: one writer per file at a time (a second gets 450), so an
         aborted upload never rolls back over another client's acknowledged bytes."""
+        if not name_allowed(rest):
+            connection.response("553", NAME_REFUSED)
+            return True
+        real, virtual = await self.resolve(connection, rest)
         if claimed is None:
-            if not name_allowed(rest):
-                connection.response("553", NAME_REFUSED)
-                return True
-            real, _virtual = await self.resolve(connection, rest)
             claimed = writer_key(connection.path_io, real)
             if not self.active_writers.claim(claimed):
                 connection.response("450", "file busy: another upload to it is in progress")
                 return True
         try:
-            return await self._store_claimed(connection, rest, append=append, info=info, key=claimed)
+            return await self._store_claimed(
+                connection, real, virtual, append=append, info=info, key=claimed
+            )
         except BaseException:
             self.active_writers.release(claimed)
             raise
 
     async def _store_claimed(
-        self, connection: Session, rest: str, *, append: bool, info: str, key: Hashable
+        self, connection: Session, real: Any, virtual: PurePosixPath, *,
+        append: bool, info: str, key: Hashable,
     ) -> bool:
-        real, virtual = await self.resolve(connection, rest)
         offset, connection.restart_offset = connection.restart_offset, 0
         # REST then STOR or APPE writes from the offset on, in place (as aioftp
         # does); past the end the gap reads as zeros, as on a disk.  A storage that
