@@ -56,7 +56,7 @@ _NATIVE_S3 = frozenset({
     "endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
     "aws_session_token", "addressing_style", "part_size", "parts_in_flight",
     "list_page_size", "checksum_algorithm", "max_attempts", "connect_timeout",
-    "read_timeout", "max_pool_connections", "copy_concurrency",
+    "read_timeout", "max_pool_connections", "copy_concurrency", "metadata_cache_ttl",
 })
 
 

@@ -20,6 +20,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from .errors import translated
+from .metacache import MetaCache
 
 __all__ = ("MIB", "S3Settings", "SharedClient", "acquire_client")
 
@@ -65,6 +66,9 @@ class S3Settings:
     max_pool_connections: int = 64
     #: Concurrent server-side copies when a directory is renamed.
     copy_concurrency: int = 8
+    #: Seconds names learned from listings and our own writes are trusted (0: off);
+    #: see ``metacache`` for what another writer may see meanwhile.
+    metadata_cache_ttl: float = 5.0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None = None) -> S3Settings:
@@ -84,7 +88,7 @@ class S3Settings:
                      "max_pool_connections", "copy_concurrency"):
             if name in options:
                 options[name] = int(options[name])
-        for name in ("connect_timeout", "read_timeout"):
+        for name in ("connect_timeout", "read_timeout", "metadata_cache_ttl"):
             if name in options:
                 options[name] = float(options[name])
         settings = cls(**options)
@@ -104,6 +108,8 @@ class S3Settings:
             raise ValueError("checksum_algorithm must be 'CRC32' or 'MD5'")
         if self.max_attempts < 1 or self.copy_concurrency < 1:
             raise ValueError("max_attempts and copy_concurrency must be at least 1")
+        if not 0 <= self.metadata_cache_ttl <= 3600:
+            raise ValueError("metadata_cache_ttl must be between 0 and 3600 seconds")
 
     def client_key(self) -> tuple[Any, ...]:
         """What makes two clients different: roots agreeing on it share one pool."""
@@ -118,6 +124,7 @@ class S3Settings:
             self.connect_timeout,
             self.read_timeout,
             self.max_pool_connections,
+            self.metadata_cache_ttl,
         )
 
     def client_config(self) -> AioConfig:
@@ -136,10 +143,12 @@ class S3Settings:
 
 
 class SharedClient:
-    """One aiobotocore S3 client, opened lazily in the running loop."""
+    """One aiobotocore S3 client, opened lazily in the running loop, and what the roots
+    using it have learned about names (``metadata``)."""
 
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
+        self.metadata = MetaCache(settings.metadata_cache_ttl)
         self.references = 0
         self._client: Any = None
         self._context: Any = None
@@ -170,7 +179,11 @@ class SharedClient:
                     config=settings.client_config(),
                 )
                 with translated(settings.endpoint_url or "s3"):
-                    self._client = await context.__aenter__()
+                    client = await context.__aenter__()
+                # after botocore's own handler, which asks for 100-continue on every
+                # file-like body
+                client.meta.events.register_last("before-call.s3", _no_expect_continue)
+                self._client = client
                 self._context = context
         return self._client
 
@@ -179,6 +192,18 @@ class SharedClient:
         loop, self._loop = self._loop, None
         if context is not None and loop is asyncio.get_running_loop():
             await context.__aexit__(None, None, None)
+
+
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """Send bodies at once instead of waiting for ``100 Continue``.
+
+    The wait costs one more round trip on every PutObject and UploadPart, and buys
+    nothing here: a request the endpoint refuses (signature, permission) fails just
+    the same, only after its body was sent, and our bodies are at most one part.
+    """
+    headers = params.get("headers")
+    if headers is not None:
+        headers.pop("Expect", None)
 
 
 _CLIENTS: dict[tuple[Any, ...], SharedClient] = {}

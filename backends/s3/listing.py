@@ -7,14 +7,14 @@ size never sits whole in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import translated
 from .keys import Location, child_name
 
-__all__ = ("Entry", "iter_children", "iter_pages", "timestamp")
+__all__ = ("Entry", "iter_children", "iter_pages", "page_entries", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class Entry:
     is_dir: bool
     size: int = 0
     mtime: float = 0.0
+    etag: str | None = None
 
 
 def timestamp(value: Any) -> float:
@@ -40,7 +41,7 @@ async def iter_pages(
     delimiter: str | None,
     page_size: int,
     where: str,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """ListObjectsV2 responses, following continuation tokens lazily."""
     request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
     if delimiter:
@@ -63,24 +64,30 @@ async def iter_children(
         client, directory.bucket, directory.prefix, delimiter="/", page_size=page_size,
         where=where,
     ):
-        found: list[tuple[str, Entry]] = []
-        for common in page.get("CommonPrefixes") or ():
-            name = child_name(directory, common["Prefix"])
-            if name is not None:
-                found.append((common["Prefix"], Entry(name, True)))
-        for item in page.get("Contents") or ():
-            key = item["Key"]
-            name = child_name(directory, key)
-            if name is None:
-                continue  # the directory's own marker
-            if key.endswith("/"):
-                # a marker listed as an object (some stores do for empty folders)
-                found.append((key, Entry(name, True, 0, timestamp(item.get("LastModified")))))
-            else:
-                entry = Entry(name, False, int(item.get("Size", 0)), timestamp(item.get("LastModified")))
-                found.append((key, entry))
-        found.sort(key=lambda pair: pair[0])
-        yield [entry for _, entry in found]
+        yield page_entries(directory, page)
+
+
+def page_entries(directory: Location, page: dict[str, Any]) -> list[Entry]:
+    """The entries one ListObjectsV2 page (delimiter ``/``) gives of ``directory``, in
+    key order; its own marker and unaddressable keys are left out."""
+    found: list[tuple[str, Entry]] = []
+    for common in page.get("CommonPrefixes") or ():
+        name = child_name(directory, common["Prefix"])
+        if name is not None:
+            found.append((common["Prefix"], Entry(name, True)))
+    for item in page.get("Contents") or ():
+        key = item["Key"]
+        name = child_name(directory, key)
+        if name is None:
+            continue  # the directory's own marker
+        mtime = timestamp(item.get("LastModified"))
+        if key.endswith("/"):
+            # a marker listed as an object (some stores do for empty folders)
+            found.append((key, Entry(name, True, 0, mtime)))
+        else:
+            found.append((key, Entry(name, False, int(item.get("Size", 0)), mtime, item.get("ETag"))))
+    found.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in found]
 
 
 async def iter_buckets(client: Any, where: str) -> AsyncGenerator[list[Entry], None]:

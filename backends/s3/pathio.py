@@ -13,8 +13,9 @@ import errno
 import os
 import stat as stat_module
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import replace
 from pathlib import PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..base import (
     AbstractAsyncLister,
@@ -29,7 +30,8 @@ from . import keys
 from .client import MAX_PART_SIZE, S3Settings
 from .errors import translated
 from .keys import Location
-from .listing import Entry, iter_buckets, iter_children, iter_pages, timestamp
+from .listing import Entry, iter_buckets, iter_children, iter_pages, page_entries, timestamp
+from .metacache import UNKNOWN, Known, MetaCache
 from .reader import S3Reader
 from .store import MAX_COPY_PART, ObjectInfo, S3Store, copy_ranges
 from .writer import S3Writer
@@ -38,6 +40,9 @@ __all__ = ("S3Factory", "S3PathIO", "S3Stat")
 
 #: Keys per DeleteObjects request (the S3 maximum).
 _DELETE_BATCH = 1000
+#: Keys a name probe asks for: enough to get past the siblings whose names extend
+#: the probed one (``name.1``, ``name-2``) in nearly every directory.
+_PROBE_KEYS = 100
 
 
 def _os_error(code: int, path: object, cls: type[OSError] = OSError) -> OSError:
@@ -69,6 +74,28 @@ def _file_stat(size: int, mtime: float) -> S3Stat:
 
 def _dir_stat(mtime: float = 0.0) -> S3Stat:
     return S3Stat(0, mtime, mtime, 2, stat_module.S_IFDIR | 0o755)
+
+
+_DIR = Known(True, None)
+#: The served root and what is above it.
+_ALWAYS = Known(True, _dir_stat())
+
+
+def _children(entries: list[Entry]) -> dict[str, Known]:
+    """Listed entries by name; a file and a directory of one name make one entry."""
+    children: dict[str, Known] = {}
+    for entry in entries:
+        if entry.is_dir:
+            known = Known(True, _dir_stat(entry.mtime))
+        else:
+            known = Known(False, _file_stat(entry.size, entry.mtime), entry.etag, entry.size)
+        previous = children.get(entry.name)
+        if previous is not None and previous.is_dir != known.is_dir:
+            known = replace(known if not known.is_dir else previous, also_dir=True)
+        elif previous is not None:
+            continue
+        children[entry.name] = known
+    return children
 
 
 class S3Factory(PathIONursery):
@@ -115,7 +142,11 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
     async def aclose(self) -> None:
         await self._store.aclose()
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- what a name is ------------------------------------------------------------------
+
+    @property
+    def _cache(self) -> MetaCache:
+        return self._store.metadata
 
     def _locate(self, path: PurePosixPath) -> tuple[Location, PurePosixPath]:
         location = keys.locate(path)
@@ -139,24 +170,66 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             timestamp(response.get("LastModified")),
         )
 
-    async def _file(self, location: Location, where: object) -> ObjectInfo | None:
-        if not location.key:
-            return None
-        return await self._head(location, location.key, where)
+    async def _known(self, path: PurePosixPath) -> Known | None:
+        """What ``path`` is (None: nothing): from what was learned a moment ago, else
+        from one listing of its directory (which answers for its siblings too), else
+        from one probe of the name where the directory is too big for one page."""
+        location, path = self._locate(path)
+        if self._always_dir(path) or not location.key:
+            return _ALWAYS
+        cache = self._cache
+        known = cache.get(path)
+        if known is not UNKNOWN:
+            return known
+        if not cache.is_big(path.parent):
+            exists, children = await self._snapshot(path.parent)
+            if not exists:
+                return None
+            if children is not None:
+                return children.get(path.name)
+            known = cache.get(path)
+            if known is not UNKNOWN:
+                return known
+        return await self._probe(location, path)
 
-    async def _dir(self, location: Location, where: object) -> tuple[bool, float]:
-        """(exists, mtime) of a directory: its marker, else any key below it.
-
-        Both questions go out at once: one round trip whatever the answer.
-        """
-        if not location.key:
-            return True, 0.0
-        marker, below = await _concurrently(
-            self._head(location, location.marker, where), self._any_key(location, where)
-        )
-        if marker is not None:
-            return True, marker.mtime
-        return below, 0.0
+    async def _probe(self, location: Location, path: PurePosixPath) -> Known | None:
+        """One ListObjectsV2 (the key as prefix, ``/`` as delimiter) tells at once
+        whether the key is a file (with its size, date and ETag), a directory (the
+        common prefix ``key/``), both, or nothing."""
+        client = await self._store.client()
+        key = location.key
+        as_dir = key + "/"
+        with translated(path):
+            page = await client.list_objects_v2(
+                Bucket=location.bucket, Prefix=key, Delimiter="/", MaxKeys=_PROBE_KEYS
+            )
+        file: Known | None = None
+        is_dir = False
+        beyond = False  # the page got past where ``key/`` sorts
+        for item in page.get("Contents") or ():
+            listed = item["Key"]
+            if listed == key:
+                size, mtime = int(item.get("Size", 0)), timestamp(item.get("LastModified"))
+                file = Known(False, _file_stat(size, mtime), item.get("ETag"), size)
+            elif listed.startswith(as_dir):
+                is_dir = True  # a store listing a marker as an object
+            beyond = beyond or listed >= as_dir
+        for common in page.get("CommonPrefixes") or ():
+            prefix = common["Prefix"]
+            is_dir = is_dir or prefix == as_dir
+            beyond = beyond or prefix >= as_dir
+        if not is_dir and not beyond and page.get("IsTruncated"):
+            # more than a page of names extend this one (``name.1``, ``name-2``...)
+            is_dir = await self._any_key(location, path)
+        if page.get("Contents") or page.get("CommonPrefixes"):
+            self._cache.put(path.parent, _DIR)  # whatever was listed lives there
+        known: Known | None
+        if file is not None:
+            known = replace(file, also_dir=True) if is_dir else file
+        else:
+            known = _DIR if is_dir else None
+        self._cache.put(path, known)
+        return known
 
     async def _any_key(self, location: Location, where: object) -> bool:
         client = await self._store.client()
@@ -166,22 +239,80 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             )
         return bool(response.get("KeyCount") or response.get("Contents"))
 
-    async def _is_dir(self, path: PurePosixPath) -> bool:
+    async def _snapshot(self, directory: PurePosixPath) -> tuple[bool, dict[str, Known] | None]:
+        """List ``directory``: (whether it exists, its children when they fit in one
+        page, else None).  Remembered, so the next questions about names there, and
+        the next writes there, ask nothing."""
+        location, directory = self._locate(directory)
+        client = await self._store.client()
+        with translated(directory):
+            page = await client.list_objects_v2(
+                Bucket=location.bucket, Prefix=location.prefix, Delimiter="/",
+                MaxKeys=self._store.settings.list_page_size,
+            )
+        if not (page.get("Contents") or page.get("CommonPrefixes")) and not (
+            self._always_dir(directory) or not location.key
+        ):
+            return False, None
+        children = _children(page_entries(location, page))
+        if page.get("IsTruncated"):
+            self._cache.mark_big(directory)
+            self._cache.put(directory, _DIR)
+            self._cache.put_listed(directory, children.items())
+            return True, None
+        self._cache.put_snapshot(directory, children)
+        return True, children
+
+    async def _not_a_dir(self, directory: PurePosixPath, where: PurePosixPath | None = None
+                         ) -> OSError:
+        """The error for a directory that turned out not to exist (about ``where``)."""
+        location, directory = self._locate(directory)
+        where = directory if where is None else where
+        known = await self._probe(location, directory)
+        if known is not None and not known.holds_dir:
+            return _os_error(errno.ENOTDIR, where, NotADirectoryError)
+        return _os_error(errno.ENOENT, where, FileNotFoundError)
+
+    async def _for_write(self, path: PurePosixPath) -> Known | None:
+        """What ``path`` is, once its parent is known to be a directory.
+
+        One listing of the parent answers both questions and is remembered, so a run
+        of uploads into one directory asks S3 nothing before each PutObject; in a
+        directory too big for one page, the name alone is probed.
+
+        :raises FileNotFoundError, NotADirectoryError: the parent is no directory
+        """
         location, path = self._locate(path)
-        if self._always_dir(path) or not location.bucket:
-            return True
-        return (await self._dir(location, path))[0]
+        parent = path.parent
+        cache = self._cache
+        known = cache.get(path)
+        parent_ok = self._always_dir(parent) or cache.is_dir(parent)
+        if known is not UNKNOWN and parent_ok:
+            return known
+        if not cache.is_big(parent):
+            exists, children = await self._snapshot(parent)
+            if not exists:
+                raise await self._not_a_dir(parent, path)
+            if children is not None:
+                return children.get(path.name)
+            known = cache.get(path)
+            if known is not UNKNOWN:
+                return known
+            parent_ok = True
+        if parent_ok:
+            return await self._probe(location, path)
+        known, _ = await _concurrently(self._probe(location, path), self._require_parent_dir(path))
+        return known
 
     async def _require_parent_dir(self, path: PurePosixPath) -> None:
         parent = path.parent
         if self._always_dir(parent):
             return
-        if await self._is_dir(parent):
-            return
-        location, _ = self._locate(parent)
-        if await self._file(location, parent) is not None:
+        known = await self._known(parent)
+        if known is None:
+            raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        if not known.holds_dir:
             raise _os_error(errno.ENOTDIR, path, NotADirectoryError)
-        raise _os_error(errno.ENOENT, path, FileNotFoundError)
 
     async def _has_children(self, location: Location, where: object) -> bool:
         """Whether a directory lists anything (markers and sub-prefixes count)."""
@@ -199,26 +330,19 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
     @universal_exception
     @with_timeout
     async def exists(self, path: PurePosixPath) -> bool:
-        location, path = self._locate(path)
-        if self._always_dir(path) or not location.bucket:
-            return True
-        info, (is_dir, _) = await _concurrently(
-            self._file(location, path), self._dir(location, path)
-        )
-        return info is not None or is_dir
+        return await self._known(path) is not None
 
     @universal_exception
     @with_timeout
     async def is_dir(self, path: PurePosixPath) -> bool:
-        return await self._is_dir(path)
+        known = await self._known(path)
+        return known is not None and known.holds_dir
 
     @universal_exception
     @with_timeout
     async def is_file(self, path: PurePosixPath) -> bool:
-        location, path = self._locate(path)
-        if self._always_dir(path):
-            return False
-        return await self._file(location, path) is not None
+        known = await self._known(path)
+        return known is not None and not known.is_dir
 
     @universal_exception
     @with_timeout
@@ -227,15 +351,21 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
         listed = self._listed.pop(path, None)
         if listed is not None:
             return listed
-        if self._always_dir(path) or not location.bucket:
+        known = await self._known(path)
+        if known is None:
+            raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        if known.stat is not None:
+            return cast(S3Stat, known.stat)
+        if known.is_dir:
             return _dir_stat()
-        info = await self._file(location, path)
-        if info is not None:
-            return _file_stat(info.size, info.mtime)
-        exists, mtime = await self._dir(location, path)
-        if exists:
-            return _dir_stat(mtime)
-        raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        # one of our own uploads: its date is the endpoint's to say
+        info = await self._head(location, location.key, path)
+        if info is None:
+            self._cache.put(path, None)
+            raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        known = Known(False, _file_stat(info.size, info.mtime), info.etag, info.size, known.also_dir)
+        self._cache.put(path, known)
+        return cast(S3Stat, known.stat)
 
     @universal_exception
     def list(self, path: PurePosixPath) -> AbstractAsyncLister:
@@ -244,20 +374,40 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
     async def _iterate(self, path: PurePosixPath) -> AsyncIterator[PurePosixPath]:
         location, path = self._locate(path)
         client = await self._store.client()
-        if location.bucket:
-            pages = iter_children(
-                client, location, page_size=self._store.settings.list_page_size, where=str(path)
-            )
-        else:
+        if not location.bucket:
             pages = iter_buckets(client, str(path))
+            try:
+                async for entries in pages:
+                    self._listed = {path / entry.name: self._entry_stat(entry) for entry in entries}
+                    for entry in entries:
+                        yield path / entry.name
+            finally:
+                self._listed = {}
+                await pages.aclose()
+            return
+        listing = iter_pages(
+            client, location.bucket, location.prefix, delimiter="/",
+            page_size=self._store.settings.list_page_size, where=str(path),
+        )
+        first = True
         try:
-            async for entries in pages:
+            async for page in listing:
+                entries = page_entries(location, page)
+                children = _children(entries)
+                if first and not page.get("IsTruncated") and (
+                    page.get("Contents") or page.get("CommonPrefixes")
+                    or self._always_dir(path) or not location.key
+                ):
+                    self._cache.put_snapshot(path, children)
+                else:
+                    self._cache.put_listed(path, children.items())
+                first = False
                 self._listed = {path / entry.name: self._entry_stat(entry) for entry in entries}
                 for entry in entries:
                     yield path / entry.name
         finally:
             self._listed = {}
-            await pages.aclose()
+            await listing.aclose()
 
     @staticmethod
     def _entry_stat(entry: Entry) -> S3Stat:
@@ -278,21 +428,21 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             if exist_ok:
                 return
             raise _os_error(errno.EEXIST, path, FileExistsError)
-        if await self._file(location, path) is not None:
-            raise _os_error(errno.EEXIST, path, FileExistsError)
-        if (await self._dir(location, path))[0]:
-            if exist_ok:
-                return
-            raise _os_error(errno.EEXIST, path, FileExistsError)
         try:
-            await self._require_parent_dir(path)
+            known = await self._for_write(path)
         except FileNotFoundError:
             if not parents:
                 raise
             await self.mkdir(path.parent, parents=True, exist_ok=True)
+            known = None
+        if known is not None:
+            if exist_ok and known.holds_dir:
+                return
+            raise _os_error(errno.EEXIST, path, FileExistsError)
         client = await self._store.client()
         with translated(path):
             await client.put_object(Bucket=location.bucket, Key=location.marker, Body=b"")
+        self._cache.made_dir(path)
 
     @universal_exception
     @with_timeout
@@ -300,28 +450,46 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
         location, path = self._locate(path)
         if self._always_dir(path) or not location.key:
             raise _os_error(errno.EBUSY, path)
-        exists, _ = await self._dir(location, path)
-        if not exists:
-            if await self._file(location, path) is not None:
-                raise _os_error(errno.ENOTDIR, path, NotADirectoryError)
-            raise _os_error(errno.ENOENT, path, FileNotFoundError)
-        if await self._has_children(location, path):
-            raise _os_error(errno.ENOTEMPTY, path)
+        # one listing says whether the directory exists and whether it is empty
         client = await self._store.client()
         with translated(path):
+            page = await client.list_objects_v2(
+                Bucket=location.bucket, Prefix=location.prefix, MaxKeys=2
+            )
+        below = [item["Key"] for item in page.get("Contents") or ()]
+        if not below:
+            raise await self._not_a_dir(path)
+        if any(key != location.marker for key in below):
+            raise _os_error(errno.ENOTEMPTY, path)
+        with translated(path):
             await client.delete_object(Bucket=location.bucket, Key=location.marker)
+        self._cache.forget_tree(path)
+        self._cache.removed(path)
 
     @universal_exception
     @with_timeout
     async def unlink(self, path: PurePosixPath) -> None:
         location, path = self._locate(path)
-        if self._always_dir(path) or await self._file(location, path) is None:
-            if await self._is_dir(path):
-                raise _os_error(errno.EISDIR, path, IsADirectoryError)
-            raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        if self._always_dir(path) or not location.key:
+            raise _os_error(errno.EISDIR, path, IsADirectoryError)
+        known = self._cache.get(path)
+        if not (isinstance(known, Known) and not known.is_dir):
+            # S3 deletes a missing key without a word: look first, to answer 550
+            if await self._head(location, location.key, path) is None:
+                known = await self._probe(location, path)
+                if known is not None and known.is_dir:
+                    raise _os_error(errno.EISDIR, path, IsADirectoryError)
+                raise _os_error(errno.ENOENT, path, FileNotFoundError)
         client = await self._store.client()
         with translated(path):
             await client.delete_object(Bucket=location.bucket, Key=location.key)
+        self._forget_file(path, known)
+
+    def _forget_file(self, path: PurePosixPath, known: Any) -> None:
+        if isinstance(known, Known) and known.also_dir:
+            self._cache.put(path, _DIR)  # the directory of that name stays
+        else:
+            self._cache.removed(path)
 
     @universal_exception
     @with_timeout
@@ -333,26 +501,43 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                 raise _os_error(errno.EBUSY, path)
         if source == destination:
             return
-        info = await self._file(src, source)
-        if info is not None:
-            if await self._is_dir(destination):
+        known = await self._known(source)
+        if known is None:
+            raise _os_error(errno.ENOENT, source, FileNotFoundError)
+        if not known.is_dir:
+            target = await self._for_write(destination)
+            if target is not None and target.holds_dir:
                 raise _os_error(errno.EISDIR, destination, IsADirectoryError)
-            await self._require_parent_dir(destination)
+            if known.size is None or known.size > MAX_COPY_PART:
+                # a multipart copy pins the object's version: ask for it now
+                info = await self._head(src, src.key, source)
+                if info is None:
+                    self._cache.put(source, None)
+                    raise _os_error(errno.ENOENT, source, FileNotFoundError)
+            else:
+                info = ObjectInfo(known.size, None, 0.0)
             await self._copy_object(src, dst, info, source)
             client = await self._store.client()
             with translated(source):
                 await client.delete_object(Bucket=src.bucket, Key=src.key)
+            self._forget_file(source, known)
+            self._cache.wrote(destination, info.size)
             return
-        if not (await self._dir(src, source))[0]:
-            raise _os_error(errno.ENOENT, source, FileNotFoundError)
         if source in destination.parents:
             raise _os_error(errno.EINVAL, destination)
-        if await self._file(dst, destination) is not None:
-            raise _os_error(errno.ENOTDIR, destination, NotADirectoryError)
-        if (await self._dir(dst, destination))[0] and await self._has_children(dst, destination):
-            raise _os_error(errno.ENOTEMPTY, destination)
-        await self._require_parent_dir(destination)
-        await self._move_tree(src, dst, source)
+        target = await self._for_write(destination)
+        if target is not None:
+            if not target.holds_dir:
+                raise _os_error(errno.ENOTDIR, destination, NotADirectoryError)
+            if await self._has_children(dst, destination):
+                raise _os_error(errno.ENOTEMPTY, destination)
+        try:
+            await self._move_tree(src, dst, source)
+        finally:
+            self._cache.forget_tree(source)
+            self._cache.forget_tree(destination)
+        self._cache.removed(source)
+        self._cache.made_dir(destination, empty=False)
 
     async def _copy_object(self, src: Location, dst: Location, info: ObjectInfo,
                            where: object) -> None:
@@ -478,22 +663,22 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
         location, path = self._locate(path)
         if self._always_dir(path) or not location.key:
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
+        if kind == "r" and "+" not in chars:
+            # the GetObject itself says "no such key": nothing is asked before it
+            client = await self._store.client()
+            try:
+                return await S3Reader.open(client, location.bucket, location.key, where=str(path))
+            except FileNotFoundError:
+                known = await self._probe(location, path)
+                if known is not None and known.is_dir:
+                    raise _os_error(errno.EISDIR, path, IsADirectoryError) from None
+                raise
         # "wb" replaces whatever is there: only append and resume need the old object
-        info = None if kind == "w" else await self._file(location, path)
-        if kind == "r":
-            if info is None:
-                if await self._is_dir(path):
-                    raise _os_error(errno.EISDIR, path, IsADirectoryError)
-                raise _os_error(errno.ENOENT, path, FileNotFoundError)
-            if "+" not in chars:
-                client = await self._store.client()
-                return S3Reader(client, location.bucket, location.key, size=info.size,
-                                etag=info.etag, where=str(path))
-        elif info is None:
-            if await self._is_dir(path):
+        info = None if kind == "w" else await self._head(location, location.key, path)
+        if info is None:
+            known = await self._for_write(path)
+            if known is not None and known.holds_dir:
                 raise _os_error(errno.EISDIR, path, IsADirectoryError)
-            await self._require_parent_dir(path)
         writer_mode = {"r": "r+", "w": "w", "a": "a"}[kind]
         return S3Writer(self._store, location.bucket, location.key, mode=writer_mode,
                         base=info, where=str(path))
-

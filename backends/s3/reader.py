@@ -1,5 +1,9 @@
 """Reading an object: one streaming GetObject, a Range for wherever a seek lands.
 
+:meth:`S3Reader.open` sends that GetObject at once: its answer says whether the object
+exists, its size and its ETag, so a download costs one request, and its body is the
+stream read from (unless a seek moves away from the start first).
+
 The stream is read ahead by a background task, up to ``READAHEAD_BYTES``, so the
 next bytes arrive from S3 while the previous ones are still being sent to the FTP
 client: without it a download alternates between waiting on S3 and waiting on
@@ -98,6 +102,24 @@ class S3Reader:
         self._ahead: _Ahead | None = None
         self._fetcher: asyncio.Task[None] | None = None
         self._leftover = b""
+        #: the body of the GetObject made by open(), positioned at byte 0
+        self._first_body: Any = None
+
+    @classmethod
+    async def open(cls, client: Any, bucket: str, key: str, *, where: str,
+                   readahead: int = READAHEAD_BYTES) -> S3Reader:
+        """GetObject the whole object; FileNotFoundError when there is none."""
+        with translated(where):
+            response = await client.get_object(Bucket=bucket, Key=key)
+        reader = cls(client, bucket, key, size=int(response.get("ContentLength") or 0),
+                     etag=response.get("ETag"), where=where, readahead=readahead)
+        reader._first_body = response["Body"]
+        return reader
+
+    def _drop_first_body(self) -> None:
+        body, self._first_body = self._first_body, None
+        if body is not None:
+            body.close()
 
     async def _open_body(self, position: int) -> Any:
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
@@ -116,6 +138,8 @@ class S3Reader:
         try:
             while position < self.size:
                 await ahead.room()
+                if body is None and position == 0 and self._first_body is not None:
+                    body, self._first_body = self._first_body, None
                 if body is None:
                     body = await self._open_body(position)  # botocore retried this one
                 try:
@@ -184,8 +208,10 @@ class S3Reader:
             raise OSError(errno.EINVAL, "negative seek position", self.where)
         if position != self.position:
             self._stop_fetching()  # the next read starts a GetObject with a Range
+            self._drop_first_body()
             self.position = position
         return position
 
     def close(self) -> None:
         self._stop_fetching()
+        self._drop_first_body()

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .client import MAX_PART_SIZE, S3Settings, SharedClient, acquire_client, release_client
+from .metacache import MetaCache
 
 __all__ = ("MAX_COPY_PART", "ObjectInfo", "S3Store", "copy_ranges")
 
@@ -50,6 +51,8 @@ class S3Store:
         self.settings = settings
         self.root = root
         self._shared: SharedClient | None = acquire_client(settings)
+        #: names learned by every root on this client (see ``metacache``)
+        self.metadata: MetaCache = self._shared.metadata
         self._background: set[asyncio.Task[Any]] = set()
 
     async def client(self) -> Any:

@@ -33,6 +33,7 @@ from ..partbody import PartBody, PartBuffer, send_while_moving
 from ..paths import seek_target
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
+from .keys import path_of
 from .store import ObjectInfo, S3Store, copy_ranges
 
 __all__ = ("WRITE_BUFFERS", "BufferGauge", "S3Writer", "part_size_for")
@@ -227,6 +228,10 @@ class S3Writer:
                 self._raise_failure()
                 await self._complete_shielded()
             self._state = "committed"
+            # a fresh object ("w", or a new one): its size is known; after an append
+            # or a resume only that it exists
+            size = self.start + self.written if self.mode == "w" or self.base is None else None
+            self.store.metadata.wrote(path_of(self.bucket, self.key), size)
         except BaseException:
             await self.abort()
             raise
