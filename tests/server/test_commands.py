@@ -269,6 +269,27 @@ async def test_list_variants(server, root: Path) -> None:
     await in_thread(scenario)
 
 
+async def test_listing_a_working_directory_removed_meanwhile_answers_550(server, root: Path) -> None:
+    # the working directory is listed without a stat first; an empty listing is
+    # checked after, so a directory removed behind the session is not shown as empty
+    (root / "sub").mkdir()
+    (root / "empty").mkdir()
+
+    def scenario() -> None:
+        ftp = ftp_login(server.server_port)
+        ftp.cwd("empty")
+        assert list_lines(ftp) == [] and ftp.nlst() == []
+        ftp.cwd("/sub")
+        (root / "sub").rmdir()
+        expect_error("550", list_lines, ftp)
+        expect_error("550", ftp.nlst)
+        expect_error("550", lambda: list(ftp.mlsd()))
+        assert ftp.voidcmd("NOOP").startswith("200")
+        ftp.quit()
+
+    await in_thread(scenario)
+
+
 async def test_nlst(server, root: Path) -> None:
     (root / "a.txt").write_bytes(b"x")
     (root / "b.bin").write_bytes(b"x")
@@ -636,7 +657,8 @@ async def test_feat_with_tls_lists_auth(make_server, server_tls, raw) -> None:
     assert {"AUTH TLS", "PBSZ", "PROT"} <= features
 
 
-async def test_tls_commands_without_tls(server, raw) -> None:
+async def test_tls_commands_without_tls(make_server, raw) -> None:
+    server = await make_server(strict_rfc=True)
     client = await raw(server, login=False)
     await client.expect("AUTH TLS", "502")  # not configured
     await client.expect("PBSZ 0", "503")

@@ -46,12 +46,16 @@ class ListingCommands(HandlerBase):
         """(real path, virtual path, is a directory, glob pattern) of what to list.
 
         One stat says both that the path exists (else storage raises: 550) and
-        whether it is a directory.
+        whether it is a directory; the working directory needs none.
         """
         pattern = None
         if globbing:
             argument, pattern = split_glob(argument)
         real, virtual = await self.resolve(connection, argument)
+        if not argument and pattern is None:
+            # the working directory was a directory when CWD checked it: no stat (on
+            # S3 a request) before listing it; gone since, the listing says so itself
+            return real, virtual, True, None
         stats = await connection.path_io.stat(real)
         if hasattr(stats, "st_mode"):
             return real, virtual, stat_module.S_ISDIR(stats.st_mode), pattern
@@ -67,10 +71,14 @@ class ListingCommands(HandlerBase):
             return True
         encoding = connection.encoding
 
+        skipped_stat = not argument and pattern is None
+
         async def body(stream: ThrottleStreamIO) -> None:
+            checked = not skipped_stat
             batch: list[str] = []
             size = 0
             async for line in self.listing_lines(connection, real, is_dir, kind, pattern, virtual):
+                checked = True
                 batch.append(line)
                 size += len(line)
                 if size >= LISTING_BATCH:
@@ -79,6 +87,9 @@ class ListingCommands(HandlerBase):
                     size = 0
             if batch:
                 await stream.write(encode_text("".join(batch), encoding))
+            if not checked:
+                # nothing listed in the working directory: is it still there?
+                await connection.path_io.stat(real)
 
         return self.start_transfer(connection, body, "150", "listing started")
 
