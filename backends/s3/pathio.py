@@ -170,17 +170,24 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             timestamp(response.get("LastModified")),
         )
 
-    async def _known(self, path: PurePosixPath) -> Known | None:
+    async def _known(self, path: PurePosixPath, *, recheck_missing: bool = False) -> Known | None:
         """What ``path`` is (None: nothing): from what was learned a moment ago, else
         from one listing of its directory (which answers for its siblings too), else
-        from one probe of the name where the directory is too big for one page."""
+        from one probe of the name where the directory is too big for one page.
+
+        ``recheck_missing``: a name remembered as missing is asked again, where the
+        answer would be a 550 (a directory made by another program a moment ago can
+        be entered at once); writers trust it, as it only says a name is free.
+        """
         location, path = self._locate(path)
         if self._always_dir(path) or not location.key:
             return _ALWAYS
         cache = self._cache
         known = cache.get(path)
-        if known is not UNKNOWN:
+        if known is not UNKNOWN and (known is not None or not recheck_missing):
             return known
+        if known is None:
+            return await self._probe(location, path)
         if not cache.is_big(path.parent):
             exists, children = await self._snapshot(path.parent)
             if not exists:
@@ -351,7 +358,7 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
         listed = self._listed.pop(path, None)
         if listed is not None:
             return listed
-        known = await self._known(path)
+        known = await self._known(path, recheck_missing=True)
         if known is None:
             raise _os_error(errno.ENOENT, path, FileNotFoundError)
         if known.stat is not None:
