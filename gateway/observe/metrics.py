@@ -1,4 +1,4 @@
-"""Prometheus metrics: sessions, logins, bytes and files moved, errors, per backend.
+"""Prometheus metrics: sessions, logins, lockouts, bytes and files moved, errors, per backend.
 
 Counters live in their own registry (not prometheus-client's global one), so several
 servers in one process (the tests) do not mix their numbers.  The HTTP endpoint is
@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from prometheus_client.core import CounterMetricFamily
 
 from gateway.server.events import ServerEvents, TransferRecord
+from gateway.users.database.limiter import LOCKOUTS
 
 __all__ = ("Metrics",)
 
@@ -37,6 +38,24 @@ class _S3Errors:
         yield family
 
 
+class _Lockouts:
+    """Reads the login limiter's lockout counts at scrape time.
+
+    ``scope="network"``: a client network banned after ``ban_after`` failures;
+    ``scope="login"``: a login's password logins locked after ``account_lock_after``.
+    Counted by the node that decided it: summed over nodes, each lockout once.
+    """
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily(
+            "gateway_login_lockouts", "Client networks banned and logins locked after failed logins",
+            labels=["scope"],
+        )
+        for scope, count in sorted(LOCKOUTS.items()):
+            family.add_metric([scope], count)
+        yield family
+
+
 class Metrics(ServerEvents):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -57,6 +76,7 @@ class Metrics(ServerEvents):
             ["direction", "backend"], registry=r,
         )
         r.register(_S3Errors())
+        r.register(_Lockouts())
         self._server: Any = None
 
     # -- events ------------------------------------------------------------------------------

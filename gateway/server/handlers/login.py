@@ -101,21 +101,17 @@ class LoginCommands(HandlerBase):
                 # a try is reserved before any hashing: tries in flight count as failures
                 attempt = limiter.begin(connection.client_host, name)
             except AttemptRefused as exc:
-                logger.info("session %s: password login for %r refused: %s",
-                            connection.id, name, exc)
-                self.notify("login", connection, name, False)
-                if exc.scope == "address":
-                    connection.response("421", str(exc))
-                    return False
-                connection.response("530", str(exc))
-                return True
+                return self._refused(connection, name, exc)
         try:
             if attempt is not None:
+                # (shared between nodes: the database may refuse it there)
                 await attempt.wait_turn()
             ok = await self.user_manager.authenticate(connection.user, rest)
             user = connection.user
             if ok:
                 user = await self._session_user(user)
+        except AttemptRefused as exc:
+            return self._refused(connection, name, exc)
         except LoginsBusy:
             if attempt is not None:
                 attempt.abandoned()
@@ -189,6 +185,17 @@ class LoginCommands(HandlerBase):
         return False
 
     # -- helpers -------------------------------------------------------------------------
+    def _refused(self, connection: Session, name: str, exc: AttemptRefused) -> bool:
+        """A try the limiter did not allow: 421 and the end of the session for the
+        client's network, 530 for a locked login."""
+        logger.info("session %s: password login for %r refused: %s", connection.id, name, exc)
+        self.notify("login", connection, name, False)
+        if exc.scope == "address":
+            connection.response("421", str(exc))
+            return False
+        connection.response("530", str(exc))
+        return True
+
     def _banned(self, connection: Session) -> bool:
         """Answer 421 (the session then ends) while the client's address is banned."""
         limiter = getattr(self.user_manager, "login_limiter", None)

@@ -12,9 +12,34 @@ next try of that login, and after ``account_lock_after`` failures its password l
 are refused for ``account_lock_duration`` seconds, then allowed again (never forever,
 so an attacker cannot lock an account out for good).
 
-State is per process and in memory: it protects one node without a database write per
-failed attempt, which would turn an attack on the gateway into one on the database.
-Sharing it across nodes is not done.
+The in-memory state is the fast path: it decides before any hashing and without any
+query, and refuses on its own what it already knows (a banned network, a locked login,
+as many tries running here as the limit).  Alone, it protects one process.
+
+Several nodes on one database share the counts through a :class:`SharedBook` (the
+``login_failures`` table, :mod:`gateway.users.database.failures`, which
+``DatabaseUserManager`` attaches).  After :meth:`LoginLimiter.begin` admitted a try
+from memory, :meth:`Attempt.wait_turn` counts it in the database against its network
+and its login in one atomic upsert, taken back (all or nothing) when a limit is
+reached or a ban is on.  A try is thus counted *before* its password is checked, on
+whichever node, as in memory: tries running on other nodes count like their failures,
+and no node needs to guess them.  Across every node, at most ``ban_after`` password
+checks per network (``account_lock_after`` per login) can be running or done before
+the ban (lock): the bound of one node, whatever the number of nodes.  Where it gives:
+
+* while a node cannot reach the database, it counts alone (and logs it once): then
+  up to ``ban_after`` more per such node, ``nodes * ban_after`` at worst;
+* a right password clears its network's and login's counts, as on one node, and with
+  them the tries of that network still running on other nodes;
+* a try cut short (a node dying mid-check) stays counted until ``forget_after``.
+
+The cost is one upsert per password try, before the hash; the failure itself writes
+nothing more, and a right password (delete), a try never judged (give back) and a ban
+write once more, in the background.  A ban decided on any node is written there and
+binds every node: another node learns it at its next try from that network (refused
+with 421, then from memory, without a query, until the ban ends).  The log line and
+the metric come from the node that decided it, once.  Accounts from a configuration
+file (no database) keep the in-memory limiter only: one node, nothing to share.
 """
 
 from __future__ import annotations
@@ -23,11 +48,33 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ("Attempt", "AttemptRefused", "LimiterSettings", "LoginLimiter")
+__all__ = (
+    "LOCKOUTS",
+    "Attempt",
+    "AttemptRefused",
+    "LimiterSettings",
+    "LoginLimiter",
+    "LoginLocked",
+    "NetworkRefused",
+    "SharedBook",
+    "SharedCount",
+    "SharedKey",
+)
 
 logger = logging.getLogger("gateway.users.limiter")
+
+#: Bans of a network ("network") and locks of a login ("login") decided by this process,
+#: read by the metrics endpoint at scrape time.  A ban found in the shared book was
+#: decided, and counted, by the node that made it.
+LOCKOUTS: dict[str, int] = {"network": 0, "login": 0}
+
+#: the reply texts, the same whichever node refuses
+NETWORK_TEXT = "too many failed logins; try again later"
+LOGIN_TEXT = "too many failed logins for this login; try again later"
 
 
 @dataclass(frozen=True)
@@ -71,6 +118,71 @@ class AttemptRefused(Exception):
     def __init__(self, scope: str, text: str) -> None:
         super().__init__(text)
         self.scope = scope
+
+
+class NetworkRefused(AttemptRefused):
+    """The shared book refused the try for the client's network (from
+    :meth:`Attempt.wait_turn`): answered like a refusal of :meth:`LoginLimiter.begin`,
+    421 and the end of the session.  The attempt is settled already."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("address", text)
+
+
+class LoginLocked(AttemptRefused):
+    """The shared book refused the try for the login (from :meth:`Attempt.wait_turn`):
+    530 with ``str(exc)``, the session goes on.  The attempt is settled already."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("account", text)
+
+
+@dataclass(frozen=True)
+class SharedKey:
+    """What a try is counted against in the shared book: ``scope`` "network" or "login"."""
+
+    scope: str
+    key: str
+    #: tries admitted before refusing (0: counted for the delays, never refused)
+    limit: int
+
+    def admits(self, count: SharedCount) -> bool:
+        """Whether a try counted to ``count`` may run: no ban, and within the limit."""
+        if count.banned_for > 0:
+            return False
+        return not self.limit or count.failures <= self.limit
+
+
+@dataclass(frozen=True)
+class SharedCount:
+    """A key's shared record as a reservation left (or would have left) it."""
+
+    #: tries running or failed, on every node, this one included
+    failures: int
+    #: seconds its ban or lock has left (0: none)
+    banned_for: float
+
+
+class SharedBook(Protocol):
+    """Failure counts kept where every node sees them (the database)."""
+
+    async def reserve(self, keys: Sequence[SharedKey]) -> dict[str, SharedCount] | None:
+        """Count one try against every key, all or none, and return the counts by scope.
+
+        Nothing is counted when one key does not admit the try (its count says why).
+        ``None``: the book cannot be reached now; the caller decides alone (the book
+        logs it).
+        """
+        ...
+
+    def release(self, keys: Sequence[SharedKey], *, cleared: bool) -> None:
+        """In the background: give back a try never judged, or (``cleared``) forget the
+        keys' failures after a right password."""
+        ...
+
+    def ban(self, key: SharedKey, duration: float) -> None:
+        """In the background: ban (or lock) the key on every node for ``duration`` s."""
+        ...
 
 
 class _Record:
@@ -137,11 +249,22 @@ class Attempt:
         self.network = network
         self.login = login
         self._open = True
+        #: the try as the shared book counted it (None: not counted there)
+        self._shared: dict[str, SharedCount] | None = None
+        self._shared_keys: list[SharedKey] = []
 
     async def wait_turn(self) -> None:
-        """Wait out the delay earned by earlier failures of this network and login."""
+        """Count the try in the shared book, then wait out the delay earned by earlier
+        failures of this network and login.
+
+        :raises NetworkRefused: the network is banned, or has ``ban_after`` tries
+            running or failed, counting every node's (answer 421, end the session)
+        :raises LoginLocked: the same for the login and ``account_lock_after`` (530)
+        """
         limiter = self._limiter
-        now = time.monotonic()
+        if limiter.shared is not None and self._open:
+            await self._reserve(limiter.shared)
+        now = limiter.clock()
         due = 0.0
         for book, key in limiter._keys(self.network, self.login):
             record = book.get(key, now)
@@ -150,26 +273,46 @@ class Attempt:
         if due > now:
             await asyncio.sleep(due - now)
 
+    async def _reserve(self, shared: SharedBook) -> None:
+        limiter = self._limiter
+        keys = limiter._shared_keys(self.network, self.login)
+        counts = await shared.reserve(keys)
+        if counts is None:
+            return  # the book is out of reach (it says so in the log): memory decides
+        for key in keys:
+            count = counts[key.scope]
+            if not key.admits(count):
+                self._settle()
+                limiter._learn_ban(key, count)
+                if key.scope == "network":
+                    raise NetworkRefused(NETWORK_TEXT)
+                raise LoginLocked(LOGIN_TEXT)
+        self._shared = counts
+        self._shared_keys = keys
+
     def succeeded(self) -> None:
         """Right password: the try is given back and the failures are forgotten."""
         if self._settle():
             self._limiter._success(self.network, self.login)
+            if self._shared is not None and self._limiter.shared is not None:
+                self._limiter.shared.release(self._shared_keys, cleared=True)
 
     def failed(self) -> float:
         """Wrong password (or a check that never finished): returns the delay to apply."""
         if self._settle():
-            return self._limiter._failure(self.network, self.login)
+            return self._limiter._failure(self.network, self.login, self._shared)
         return 0.0
 
     def abandoned(self) -> None:
         """The password was never judged (accounts unreachable, too busy): not counted."""
-        self._settle()
+        if self._settle() and self._shared is not None and self._limiter.shared is not None:
+            self._limiter.shared.release(self._shared_keys, cleared=False)
 
     def _settle(self) -> bool:
         if not self._open:
             return False
         self._open = False
-        now = time.monotonic()
+        now = self._limiter.clock()
         for book, key in self._limiter._keys(self.network, self.login):
             record = book.records.get(key)
             if record is not None and record.in_flight > 0:
@@ -179,14 +322,27 @@ class Attempt:
 
 
 class LoginLimiter:
-    """Failure bookkeeping per client network and per login."""
+    """Failure bookkeeping per client network and per login.
 
-    def __init__(self, settings: LimiterSettings | None = None) -> None:
+    :param clock: monotonic seconds (``time.monotonic``; tests pass their own)
+    """
+
+    def __init__(
+        self, settings: LimiterSettings | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings = settings or LimiterSettings()
+        self.clock = clock
         self._networks = _Book(self.settings)
         self._accounts = _Book(self.settings)
-        #: how many times a login was locked (for metrics)
+        #: counts shared with other nodes (see :meth:`share`); None: this process alone
+        self.shared: SharedBook | None = None
+        #: how many times this limiter banned a network / locked a login (for metrics)
+        self.network_bans = 0
         self.account_locks = 0
+
+    def share(self, book: SharedBook | None) -> None:
+        """Count tries in ``book`` too, so that every node using it sees them."""
+        self.shared = book
 
     # -- keys ------------------------------------------------------------------------
     def network(self, address: str) -> str:
@@ -206,78 +362,118 @@ class LoginLimiter:
             keys.append((self._accounts, login))
         return keys
 
+    def _shared_keys(self, network: str, login: str | None) -> list[SharedKey]:
+        """The keys of the shared book, network first (every node locks rows in this order)."""
+        settings = self.settings
+        keys = [SharedKey("network", network, settings.ban_after)]
+        if login is not None and settings.account_lock_after:
+            keys.append(SharedKey("login", login, settings.account_lock_after))
+        return keys
+
     # -- queries -----------------------------------------------------------------------
     def ban_remaining(self, address: str) -> float:
         """Seconds the address's network stays banned (0 when it may try)."""
-        now = time.monotonic()
+        now = self.clock()
         record = self._networks.get(self.network(address), now)
         return 0.0 if record is None else max(0.0, record.banned_until - now)
 
     def lock_remaining(self, login: str) -> float:
         """Seconds the login's password logins stay locked (0 when they may try)."""
-        now = time.monotonic()
+        now = self.clock()
         record = self._accounts.get(login, now)
         return 0.0 if record is None else max(0.0, record.banned_until - now)
 
     def locked_accounts(self) -> int:
-        now = time.monotonic()
+        now = self.clock()
         return sum(1 for r in self._accounts.records.values() if r.banned_until > now)
 
     # -- tries -------------------------------------------------------------------------
     def begin(self, address: str, login: str | None = None) -> Attempt:
         """Reserve a try for a password check, before any hashing.
 
+        Decides from memory alone; :meth:`Attempt.wait_turn` then asks the shared book.
+
         :raises AttemptRefused: the network is banned or has ``ban_after`` tries
             running or failed; or the login is locked or has as many tries running
         """
         settings = self.settings
-        now = time.monotonic()
+        now = self.clock()
         network = self.network(address)
         record = self._networks.make(network, now)
         if record.banned_until > now or (
             settings.ban_after and record.failures + record.in_flight >= settings.ban_after
         ):
-            raise AttemptRefused("address", "too many failed logins; try again later")
+            raise AttemptRefused("address", NETWORK_TEXT)
         account = None
         if login is not None and settings.account_lock_after:
             account = self._accounts.make(login, now)
             if account.banned_until > now or (
                 account.failures + account.in_flight >= settings.account_lock_after
             ):
-                raise AttemptRefused("account", "too many failed logins for this login; try again later")
+                raise AttemptRefused("account", LOGIN_TEXT)
             account.in_flight += 1
         record.in_flight += 1
         return Attempt(self, network, login)
 
-    def _failure(self, network: str, login: str | None) -> float:
+    def _book(self, scope: str) -> _Book:
+        return self._networks if scope == "network" else self._accounts
+
+    def _learn_ban(self, key: SharedKey, count: SharedCount) -> None:
+        """A ban found in the shared book holds here too, from memory, until it ends."""
+        if count.banned_for <= 0:
+            return  # tries running elsewhere: refused this time, not banned
+        now = self.clock()
+        record = self._book(key.scope).make(key.key, now)
+        record.banned_until = max(record.banned_until, now + count.banned_for)
+        record.failures = 0
+
+    def _failure(
+        self, network: str, login: str | None, shared: dict[str, SharedCount] | None = None
+    ) -> float:
         settings = self.settings
-        now = time.monotonic()
+        now = self.clock()
         delay = 0.0
         for book, key in self._keys(network, login):
+            scope = "network" if book is self._networks else "login"
             record = book.make(key, now)
-            record.failures += 1
+            count = shared.get(scope) if shared is not None else None
+            if count is None:
+                record.failures += 1
+                failures = record.failures
+            else:
+                # every node's tries count: the shared number is the one that decides
+                failures = count.failures
+                if record.banned_until <= now:
+                    record.failures = failures
             record.last_failure = now
-            step = min(settings.base_delay * settings.factor ** (record.failures - 1), settings.max_delay)
+            step = min(settings.base_delay * settings.factor ** (max(failures, 1) - 1),
+                       settings.max_delay)
             record.next_allowed = max(record.next_allowed, now + step)
             if book is self._networks:
                 delay = step
                 limit, duration = settings.ban_after, settings.ban_duration
             else:
                 limit, duration = settings.account_lock_after, settings.account_lock_duration
-            if limit and record.failures >= limit:
-                record.banned_until = now + duration
-                record.failures = 0  # after the ban, the delays start over
-                if book is self._networks:
-                    logger.warning("network %s banned for %.0f s after %d failed logins",
-                                   key, duration, limit)
-                else:
-                    self.account_locks += 1
-                    logger.warning("password logins of %r locked for %.0f s after %d failed "
-                                   "logins", key, duration, limit)
+            if not limit or failures < limit or record.banned_until > now:
+                continue
+            record.banned_until = now + duration
+            record.failures = 0  # after the ban, the delays start over
+            if count is not None and self.shared is not None:
+                self.shared.ban(SharedKey(scope, key, limit), duration)
+            LOCKOUTS[scope] += 1
+            where = " on every node" if count is not None else ""
+            if book is self._networks:
+                self.network_bans += 1
+                logger.warning("network %s banned%s for %.0f s after %d failed logins",
+                               key, where, duration, limit)
+            else:
+                self.account_locks += 1
+                logger.warning("password logins of %r locked%s for %.0f s after %d failed "
+                               "logins", key, where, duration, limit)
         return delay
 
     def _success(self, network: str, login: str | None) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for book, key in self._keys(network, login):
             record = book.records.get(key)
             if record is not None and record.banned_until <= now:
@@ -290,9 +486,9 @@ class LoginLimiter:
     # -- the former one-address interface (kept for callers and tests) -------------------
     async def wait_turn(self, address: str) -> None:
         """Wait until the address may make its next attempt."""
-        record = self._networks.get(self.network(address), time.monotonic())
+        record = self._networks.get(self.network(address), self.clock())
         if record is not None:
-            delay = record.next_allowed - time.monotonic()
+            delay = record.next_allowed - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
 

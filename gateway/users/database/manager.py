@@ -5,7 +5,9 @@ password: USER always answers 331 and PASS fails with the same reply after the s
 argon2 work.  Lookups are cached for ``cache_ttl`` seconds; connection slots of users
 with a limit are counted in the database so the limit holds across nodes; a database
 that cannot be reached turns into :class:`UserSourceUnavailable` (the server answers
-421) and the next login tries again, so recovery needs no restart.
+421) and the next login tries again, so recovery needs no restart.  The login limiter's
+failures and bans are counted in the database too (``login_failures``), so a guesser
+spreading tries over several nodes gets no more of them than on one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gateway.users.database.accounts import Account, DatabaseUser, account_from_
 from gateway.users.database.cache import LoadCancelled, TTLCache
 from gateway.users.database.engine import create_engine
 from gateway.users.database.errors import LoginRefused, SchemaMismatch, UserSourceUnavailable
+from gateway.users.database.failures import SharedFailures
 from gateway.users.database.hashing import HashSettings, PasswordHashing
 from gateway.users.database.limiter import LoginLimiter
 from gateway.users.database.models import PermissionRow, UserRow
@@ -60,6 +63,8 @@ class DatabaseUserManager(AbstractUserManager):
     :param hashing: argon2id parameters (``HashSettings`` or a ``PasswordHashing``);
         by default from ``GATEWAY_ARGON2_*`` or argon2-cffi's defaults
     :param login_limiter: slows down and bans guessing addresses; ``None`` disables
+    :param share_login_failures: count the limiter's failures and bans in the database,
+        so that every node using it sees them (PostgreSQL and SQLite; default on)
     :param query_timeout: seconds any database operation may take before the login is
         answered 421
     :param heartbeat_interval, stale_after: how often this node marks its sessions
@@ -82,6 +87,7 @@ class DatabaseUserManager(AbstractUserManager):
         create_schema: bool | None = None,
         engine: AsyncEngine | None = None,
         node: str | None = None,
+        share_login_failures: bool = True,
     ) -> None:
         super().__init__(timeout=timeout)
         if engine is None:
@@ -93,6 +99,20 @@ class DatabaseUserManager(AbstractUserManager):
         else:
             self.hashing = PasswordHashing(hashing)
         self.login_limiter = LoginLimiter() if login_limiter is _DEFAULT else login_limiter
+        #: the limiter's counts in the database (None: this process counts alone)
+        self.login_failures: SharedFailures | None = None
+        if self.login_limiter is not None and share_login_failures:
+            if SharedFailures.supports(engine):
+                self.login_failures = SharedFailures(
+                    engine,
+                    forget_after=self.login_limiter.settings.forget_after,
+                    query_timeout=query_timeout,
+                    prepare=self.connect,
+                )
+                self.login_limiter.share(self.login_failures)
+            else:
+                logger.warning("failed logins are counted per node: %s cannot share them",
+                               engine.url.get_backend_name())
         self.query_timeout = query_timeout
         self.cache: TTLCache[Account] = TTLCache(cache_ttl)
         self.slots = SessionSlots(
@@ -133,6 +153,8 @@ class DatabaseUserManager(AbstractUserManager):
 
     async def close(self) -> None:
         """Give back this node's connection slots and close the database connections."""
+        if self.login_failures is not None:
+            await self.login_failures.close()
         if self._ready:
             await self.slots.close()
             self._ready = False

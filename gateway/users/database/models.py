@@ -26,7 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ("Base", "UserRow", "PermissionRow", "SessionRow", "NAMING_CONVENTION")
+__all__ = (
+    "Base",
+    "UserRow",
+    "PermissionRow",
+    "SessionRow",
+    "LoginFailureRow",
+    "NAMING_CONVENTION",
+)
 
 #: Named constraints, so migrations can drop or alter them by name on every dialect.
 NAMING_CONVENTION = {
@@ -113,3 +120,23 @@ class SessionRow(Base):
     node: Mapped[str] = mapped_column(String(64), nullable=False)
     started_at: Mapped[float] = mapped_column(Float, nullable=False)
     heartbeat_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class LoginFailureRow(Base):
+    """Password tries counted against a client network or a login, shared by every node.
+
+    ``scope`` is "network" (a client's /32 or /64) or "login" (the name typed at USER);
+    ``key`` is the network or the login (a digest when it is long or not plain text).
+    ``failures`` counts tries running or failed since ``updated_at`` minus
+    ``forget_after``; ``banned_until`` is the end of a ban or lock (0: none).  Rows
+    older than ``forget_after`` and not banned mean nothing and are purged.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_updated_at", "updated_at"),)
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+    banned_until: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
