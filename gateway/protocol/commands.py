@@ -197,7 +197,7 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("ACCT", False, "required", None, "ACCT <sp> account-information", tls_login=True),
     CommandInfo("QUIT", False, "none", None, "QUIT"),
     CommandInfo("AUTH", False, "required", None, "AUTH <sp> TLS", "AUTH TLS"),
-    CommandInfo("PBSZ", False, "required", None, "PBSZ <sp> 0", "PBSZ"),
+    CommandInfo("PBSZ", False, "optional", None, "PBSZ <sp> 0", "PBSZ"),  # bare: 200 (aioftp) or 501 (strict_rfc)
     CommandInfo("PROT", False, "required", None, "PROT <sp> P|C", "PROT"),
     # navigation
     CommandInfo("PWD", True, "none", None, "PWD"),

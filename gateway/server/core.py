@@ -107,6 +107,22 @@ class Server(
     on a control connection that is not protected.  ``require_tls_session_reuse``
     answers 522 to a protected data connection that does not resume the control
     connection's TLS session.
+
+    ``strict_rfc`` chooses between aioftp's replies (False, the default, so code
+    written for aioftp sees what it expects) and the stricter replies of the RFCs
+    (True, what ``gateway serve`` uses) where the two differ only in the reply:
+
+    * PBSZ and PROT on a clear control connection (no AUTH TLS, no implicit TLS):
+      aioftp accepts them (200) and nothing changes: data connections stay clear,
+      and the reply says so.  Strict: 503, as RFC 4217 makes them meaningful only on
+      a protected control connection.  PBSZ without an argument (or, after AUTH
+      TLS, not a number), PROT before PBSZ after AUTH TLS: 200 as aioftp, 501/503
+      strict.  PROT of a level other than P
+      or C: 502 as aioftp, 536 (S, E) or 504 strict.
+    * No free passive port (``data_ports`` all taken or busy): 421 as aioftp, 425
+      strict (RFC 959's 421 announces that the control connection closes; a full
+      pool is a data-connection failure the client may retry).  Either way the
+      session goes on.
     """
 
     def __init__(
@@ -146,6 +162,7 @@ class Server(
         data_timeout: float | None = DEFAULT_DATA_TIMEOUT,
         data_tls_handshake_timeout: float = DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT,
         passive_listen_timeout: float | None = DEFAULT_PASSIVE_LISTEN_TIMEOUT,
+        strict_rfc: bool = False,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -166,6 +183,8 @@ class Server(
         self.data_timeout = data_timeout
         self.data_tls_handshake_timeout = data_tls_handshake_timeout
         self.passive_listen_timeout = passive_listen_timeout
+        #: the RFCs' replies where aioftp's differ (see the class docstring)
+        self.strict_rfc = strict_rfc
         self.welcome_message = welcome_message
         self.system_type = system_type
         self.login_timeout = login_timeout
@@ -592,7 +611,7 @@ class Server(
             self.login_timeout, self.wait_future_timeout, self.path_timeout, self.block_size,
             self.data_port_pool, self.tls_context, self.data_timeout,
             self.data_tls_handshake_timeout, self.passive_listen_timeout,
-            self.require_tls_session_reuse,
+            self.require_tls_session_reuse, self.strict_rfc,
         )  # fmt: skip
 
     def _settings(self) -> tuple[SessionSettings, DataChannelSettings]:
@@ -611,6 +630,7 @@ class Server(
             wait_future_timeout=self.wait_future_timeout,
             path_timeout=self.path_timeout,
             block_size=self.block_size,
+            strict_rfc=self.strict_rfc,
         )
         data_timeout = self.socket_timeout if self.socket_timeout is not None else self.data_timeout
         handshake = self.data_tls_handshake_timeout
@@ -624,6 +644,7 @@ class Server(
             listen_timeout=self.passive_listen_timeout,
             socket_timeout=data_timeout,
             require_session_reuse=self.require_tls_session_reuse,
+            strict_rfc=self.strict_rfc,
         )
         self._settings_cache = (key, session_settings, data_settings)
         return session_settings, data_settings

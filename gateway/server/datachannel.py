@@ -127,6 +127,9 @@ class DataChannelSettings:
     require_session_reuse: bool = False
     #: seconds an active-mode connection attempt may take
     connect_timeout: float = 10.0
+    #: no free passive port is 425 (RFC 959: a data-connection failure the client may
+    #: retry) rather than aioftp's 421; the session goes on either way
+    strict_rfc: bool = False
 
 
 class _Listener:
@@ -386,7 +389,7 @@ class DataChannel:
                 raise
             pool.take(port)
             return self._keep(server, port, tls, True)
-        raise DataChannelRefused("425", "no free data port; try again later")
+        raise DataChannelRefused("425" if self.settings.strict_rfc else "421", "no free data port; try again later")
 
     def _keep(self, server: asyncio.base_events.Server, port: int, tls: bool, from_pool: bool) -> int:
         listener = _Listener(server, port, tls, from_pool)

@@ -65,6 +65,8 @@ class SessionSettings:
     wait_future_timeout: float | None = 1.0
     path_timeout: float | None = None
     block_size: int = 8192
+    #: the RFCs' replies where aioftp's differ (``Server(strict_rfc=...)``)
+    strict_rfc: bool = False
 
 
 @dataclass(slots=True, eq=False)

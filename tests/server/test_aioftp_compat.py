@@ -10,6 +10,7 @@ import asyncio
 import datetime
 import socket
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import gateway
 from gateway import Server, User
@@ -57,7 +58,8 @@ async def test_server_attributes_aioftp_code_reads(make_server, root: Path) -> N
     empty = await make_server(data_ports=[])
     client = await RawClient.connect(empty.server_port)
     await client.login()
-    await client.expect("EPSV", "425")  # an empty range: no passive port at all
+    await client.expect("EPSV", "421")  # an empty range: no passive port at all (aioftp's 421)
+    await client.expect("NOOP", "200")  # the session goes on
 
 
 def _free_port() -> int:
@@ -154,3 +156,115 @@ async def test_ipv6_control_connection_refuses_pasv(make_server, root: Path) -> 
         await client.close()
     finally:
         await server.close()
+
+
+# ------------------------------------------- replies chosen by strict_rfc (aioftp's by default)
+
+
+async def test_pbsz_prot_on_a_clear_connection_as_aioftp(make_server, raw, root: Path) -> None:
+    """aioftp answers 200 to PBSZ (even bare) and PROT P, 502 to other levels; the
+    replies never claim protection, and data connections stay clear."""
+    (root / "f").write_bytes(b"plain bytes")
+    server = await make_server()
+    assert server.strict_rfc is False
+    client = await raw(server)
+    await client.expect("PBSZ", "200")
+    await client.expect("PBSZ 0", "200")
+    reply = await client.expect("PROT P", "200")
+    assert "clear" in reply.text  # what the data connections really are
+    await client.expect("PROT foo", "502")
+    await client.expect("PROT S", "502")
+    await client.expect("PROT P", "200")
+    [session] = server.sessions.values()
+    assert session.data_protection == "C"
+    reader, writer = await client.open_data()
+    await client.expect("RETR f", "150")
+    async with asyncio.timeout(STEP):
+        assert await reader.read() == b"plain bytes"  # no TLS on the data connection
+    writer.close()
+    assert (await client.reply()).code == "226"
+    await client.expect("PROT C", "200")
+
+
+async def test_prot_p_without_auth_tls_leaves_data_clear_on_an_ftps_server(
+    make_server, server_tls, raw, root: Path
+) -> None:
+    """TLS configured but never started: PROT P is accepted (aioftp's reply) and the
+    data connection is still clear, so nothing pretends to be protected."""
+    (root / "f").write_bytes(b"still clear")
+    server = await make_server(tls_context=server_tls)
+    client = await raw(server)
+    await client.expect("PBSZ 0", "200")
+    await client.expect("PROT P", "200")
+    reader, writer = await client.open_data()
+    await client.expect("RETR f", "150")
+    async with asyncio.timeout(STEP):
+        assert await reader.read() == b"still clear"
+    writer.close()
+    assert (await client.reply()).code == "226"
+
+
+async def test_pbsz_prot_on_a_clear_connection_strict(make_server, raw) -> None:
+    server = await make_server(strict_rfc=True)
+    client = await raw(server)
+    await client.expect("PBSZ", "501")
+    await client.expect("PBSZ 0", "503")
+    await client.expect("PROT P", "503")
+    await client.expect("PROT foo", "503")
+    await client.expect("NOOP", "200")
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, port))
+    sock.listen()
+    return sock
+
+
+async def test_no_free_passive_port_is_421_and_the_session_goes_on(make_server, raw) -> None:
+    port = _free_port()
+    server = await make_server(data_ports=[port])
+    first = await raw(server)
+    second = await raw(server)
+    await first.expect("PASV", "227")
+    for verb in ("PASV", "EPSV"):
+        await second.expect(verb, "421")  # the only port is the first session's
+    await second.expect("NOOP", "200")
+    await first.expect("QUIT", "221")
+    assert await first.at_eof()  # its session closed, and gave its port back
+    await second.expect("EPSV", "229")
+
+
+async def test_only_passive_port_busy_elsewhere(make_server, raw) -> None:
+    """The port is held by another program: 421 as aioftp, 425 under strict_rfc."""
+    for strict, code in ((False, "421"), (True, "425")):
+        port = _free_port()
+        server = await make_server(data_ports=[port], strict_rfc=strict)
+        client = await raw(server)
+        with _bind(port):
+            await client.expect("EPSV", code)
+            await client.expect("PASV", code)
+        await client.expect("NOOP", "200")
+        await client.expect("EPSV", "229")  # free again
+
+
+def test_the_service_answers_as_the_rfcs_unless_configured(tmp_path: Path) -> None:
+    """``gateway serve`` builds its servers with strict_rfc ([server] strict_rfc,
+    true unless set false); the library's default stays aioftp's."""
+    from gateway.config.loader import load_settings
+    from gateway.server.events import ServerEvents
+    from gateway.service.build import build_servers
+    from gateway.users import MemoryUserManager
+
+    def built(settings: Any) -> list[bool]:
+        servers = build_servers(settings, MemoryUserManager(()), ServerEvents())
+        return [server.strict_rfc for server, _listener in servers]
+
+    assert built(load_settings(env={})) == [True]
+    assert built(load_settings(env={"GATEWAY_SERVER_STRICT_RFC": "false"})) == [False]
+    config = tmp_path / "gateway.toml"
+    config.write_text("[server]\nstrict_rfc = false\n")
+    assert built(load_settings(config, env={})) == [False]
+    assert Server().strict_rfc is False
+

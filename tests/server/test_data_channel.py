@@ -88,10 +88,11 @@ def _free_ports(count: int) -> list[int]:
 
 async def test_idle_passive_listeners_do_not_exhaust_the_pool(make_server, raw, root: Path) -> None:
     """Sessions that sent PASV and went quiet hold their ports only until the listen
-    timeout; a full pool answers 425 (421 would mean the server is closing)."""
+    timeout; under strict_rfc a full pool answers 425 (421 would mean the server is
+    closing)."""
     (root / "f").write_bytes(b"x")
     ports = _free_ports(2)
-    server = await make_server(data_ports=ports, passive_listen_timeout=0.5)
+    server = await make_server(data_ports=ports, passive_listen_timeout=0.5, strict_rfc=True)
     idle = [await raw(server) for _ in ports]
     for client in idle:
         await client.expect("PASV", "227")
@@ -111,7 +112,7 @@ async def test_idle_passive_listeners_do_not_exhaust_the_pool(make_server, raw, 
 async def test_port_goes_back_to_the_pool_after_the_transfer(make_server, raw, root: Path) -> None:
     (root / "f").write_bytes(b"payload")
     [port] = _free_ports(1)
-    server = await make_server(data_ports=[port])
+    server = await make_server(data_ports=[port], strict_rfc=True)
     first = await raw(server)
     second = await raw(server)
     data_port = await first.pasv()

@@ -136,7 +136,8 @@ async def test_auth_tls_forgets_a_half_login(
 
 
 async def test_tls_command_errors(make_server, server_tls, client_tls, raw) -> None:
-    server = await make_server(tls_context=server_tls)
+    """strict_rfc: RFC 4217's refusals (the aioftp-mode replies: test_tls_commands_aioftp_mode)."""
+    server = await make_server(tls_context=server_tls, strict_rfc=True)
     client = await raw(server, login=False)
     await client.expect("AUTH KERBEROS", "504")
     await client.expect("PBSZ 0", "503")  # before AUTH
@@ -154,6 +155,29 @@ async def test_tls_command_errors(make_server, server_tls, client_tls, raw) -> N
     await client.expect("PROT P", "200")
     await client.login()
     await client.expect("NOOP", "200")
+
+
+async def test_tls_commands_aioftp_mode(make_server, server_tls, client_tls, raw, root: Path) -> None:
+    """The default (aioftp's replies): PBSZ bare and PROT before PBSZ are accepted, a
+    level other than P or C is 502; PROT P still protects the data connection."""
+    (root / "f").write_bytes(b"secret")
+    server = await make_server(tls_context=server_tls)
+    client = await raw(server, login=False)
+    await client.expect("AUTH TLS", "234")
+    async with asyncio.timeout(STEP):
+        await client.writer.start_tls(client_tls, server_hostname=HOST)
+    await client.expect("PROT P", "200")  # before PBSZ
+    await client.expect("PBSZ", "200")
+    await client.expect("PROT S", "502")
+    await client.expect("PROT Z", "502")
+    await client.login()
+    port = await client.pasv()
+    await client.expect("RETR f", "150")
+    reader, writer = await asyncio.open_connection(HOST, port, ssl=client_tls, server_hostname=HOST)
+    assert writer.get_extra_info("ssl_object") is not None
+    assert await read_all(reader) == b"secret"
+    writer.close()
+    assert (await client.reply()).code == "226"
 
 
 async def test_failed_tls_handshake_closes_only_that_session(make_server, server_tls, raw) -> None:

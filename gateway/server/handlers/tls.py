@@ -52,10 +52,17 @@ class TlsCommands(HandlerBase):
         return True
 
     async def pbsz(self, connection: Session, rest: str) -> bool:
-        if not connection.tls:
-            connection.response("503", "PBSZ needs a protected control connection (AUTH TLS)")
+        strict = connection.settings.strict_rfc
+        if strict and not rest.strip():
+            connection.response("501", "PBSZ needs an argument")
             return True
-        if not rest.strip().isdigit():
+        if not connection.tls:
+            if strict:
+                connection.response("503", "PBSZ needs a protected control connection (AUTH TLS)")
+            else:  # aioftp accepts it; nothing is protected
+                connection.response("200", "PBSZ=0; the control connection is not protected (no AUTH TLS)")
+            return True
+        if strict and not rest.strip().isdigit():
             connection.response("501", "PBSZ needs a number")
             return True
         connection.data.pbsz = 0
@@ -64,10 +71,19 @@ class TlsCommands(HandlerBase):
 
     async def prot(self, connection: Session, rest: str) -> bool:
         level = rest.strip().upper()
+        strict = connection.settings.strict_rfc
         if not connection.tls:
-            connection.response("503", "PROT needs a protected control connection (AUTH TLS)")
+            if strict:
+                connection.response("503", "PROT needs a protected control connection (AUTH TLS)")
+            elif level in ("P", "C"):
+                # aioftp's 200 to PROT P, but never a claim of protection: without TLS
+                # on the control connection there is none, and data connections stay
+                # clear (as aioftp's do)
+                connection.response("200", f"PROT {level}: data connections are clear (no AUTH TLS)")
+            else:
+                connection.response("502", f"PROT {level} not supported")
             return True
-        if connection.data.pbsz is None and not connection.implicit_tls:
+        if strict and connection.data.pbsz is None and not connection.implicit_tls:
             connection.response("503", "PROT needs PBSZ first")
             return True
         if level == "P":
@@ -80,6 +96,8 @@ class TlsCommands(HandlerBase):
             connection.data.protection = "C"
             await connection.data.match_protection()
             connection.response("200", "data connections will be clear")
+        elif not strict:
+            connection.response("502", f"PROT {level} not supported")
         elif level in ("S", "E"):
             connection.response("536", f"PROT {level} not supported")
         else:
