@@ -29,6 +29,7 @@ from .base import (
     universal_exception,
     with_timeout,
 )
+from .undo import UndoHeader, host_identity, iter_records, record, try_lock, write_all
 
 __all__ = ("AsyncPathIO", "DurablePathIO", "PathIO", "partial_name")
 
@@ -50,21 +51,25 @@ def _refuse_internal(path: Path | str) -> None:
 _LIST_BATCH = 512
 
 
-def partial_name(name: str, mark: str = "") -> str:
-    """A hidden sibling name for an upload in progress, under NAME_MAX (255 bytes):
-    the name is cut by bytes, not characters, at a character boundary."""
+def partial_head(name: str) -> str:
+    """The part of ``name`` a temporary's name keeps: at most ``_PARTIAL_NAME_BYTES``
+    bytes, cut at a character boundary."""
     raw = os.fsencode(name)[:_PARTIAL_NAME_BYTES]
     while raw:
         try:
             head = os.fsdecode(raw)
             if os.fsencode(head) == raw:
-                break
+                return head
         except UnicodeDecodeError:
             pass
         raw = raw[:-1]
-    else:
-        head = ""
-    return f".{head}{mark or _PARTIAL_MARK}{secrets.token_hex(6)}"
+    return ""
+
+
+def partial_name(name: str, mark: str = "") -> str:
+    """A hidden sibling name for an upload in progress, under NAME_MAX (255 bytes):
+    the name is cut by bytes, not characters, at a character boundary."""
+    return f".{partial_head(name)}{mark or _PARTIAL_MARK}{secrets.token_hex(6)}"
 
 
 #: Bytes of the original name kept in a partial name (the rest is the mark and hex).
@@ -98,11 +103,15 @@ class _LocalFile:
 
     * ``wb``: writes go to a hidden sibling; commit is ``os.replace`` over the
       target, rollback deletes the sibling.
-    * ``ab``: writes go in place; rollback truncates to the size at open.
-    * ``r+b``: writes go in place; the old bytes a write covers are first saved to a
-      hidden undo sibling (only the part below the size at open, once), so rollback
-      restores them and truncates to the size at open: the file is exactly what it
-      was.  A resume at the end of a partial upload saves nothing.
+    * ``ab`` and ``r+b``: writes go in place.  Before the first one, a hidden undo
+      journal (``backends.undo``) records the size at open; with ``r+b`` the old
+      bytes a write covers are first saved in it too (only the part below the size
+      at open, once).  Rollback puts them back and truncates to the size at open:
+      the file is exactly what it was.  A process killed mid-write leaves the
+      journal, and ``backends.recovery`` does the same rollback at the next start.
+
+    Temporaries are ``flock``-ed while in use, so start-up recovery can tell a live
+    upload from an abandoned one.
 
     A lock serialises the operations: with ``AsyncPathIO`` a cancelled write may
     still be running in its thread when the rollback starts.
@@ -121,6 +130,8 @@ class _LocalFile:
         "_check_position",
         "durable",
         "_undo",
+        "_undo_path",
+        "_undo_start",
         "_saved",
     )
 
@@ -137,11 +148,16 @@ class _LocalFile:
         self._size = 0
         self._floor: int | None = None  # lowest offset written in place, if any
         self._check_position = self._in_place
-        self._undo: Any = None  # the undo sibling (r+b): (offset, length) records
+        self._undo: int | None = None  # the undo journal's descriptor (in-place writes)
+        self._undo_path = ""
+        self._undo_start = 0  # where its records start
         self._saved: list[tuple[int, int]] = []  # ranges below _size already saved
         if kind == "w":
             self._open_partial(path, plus)
             return
+        if self._in_place and os.path.islink(path):
+            # the journal goes beside the file itself, naming it, as recovery expects
+            self.target = path = Path(os.path.realpath(path))
         self.file = open(path, mode)
         if self._in_place:
             self._size = os.fstat(self.file.fileno()).st_size
@@ -163,6 +179,7 @@ class _LocalFile:
         partial = os.path.join(directory, partial_name(name))
         self.file = open(partial, "x+b" if plus else "xb")
         self.partial = partial
+        try_lock(self.file.fileno())  # held until closed: "an upload is running here"
         self.target = Path(target)
         if st is not None:
             # os.replace keeps the new file's mode; keep the old file's instead.
@@ -184,9 +201,33 @@ class _LocalFile:
                 if self._floor is None or position < self._floor:
                     self._floor = position
                 self._check_position = False
-            if self._in_place and not self._append:
-                self._save_old(self.file.tell(), len(data))
+            if self._in_place:
+                if self._undo is None:
+                    self._open_undo()
+                if not self._append:
+                    self._save_old(self.file.tell(), len(data))
             self.file.write(data)
+
+    def _open_undo(self) -> None:
+        """Create the journal and write its header before any byte of the file changes."""
+        directory, name = os.path.split(os.fspath(self.target))
+        path = os.path.join(directory, partial_name(name, _UNDO_MARK))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            locked = try_lock(fd) is True
+            host, boot = host_identity()
+            inode = os.fstat(self.file.fileno()).st_ino
+            header = UndoHeader(self._size, inode, os.fsencode(name), host, boot, locked).encode()
+            write_all(fd, header)
+        except BaseException:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            raise
+        self._undo, self._undo_path, self._undo_start = fd, path, len(header)
 
     def _save_old(self, start: int, length: int) -> None:
         """Keep the bytes ``[start, start + length)`` had at open (below the size at
@@ -194,13 +235,13 @@ class _LocalFile:
         end = min(start + length, self._size)
         if start >= end:
             return
+        assert self._undo is not None
         for lo, hi in _missing(start, end, self._saved):
-            if self._undo is None:
-                directory, name = os.path.split(os.fspath(self.target))
-                self._undo = open(os.path.join(directory, partial_name(name, _UNDO_MARK)), "x+b")
             self.file.flush()
             old = os.pread(self.file.fileno(), hi - lo, lo)
-            self._undo.write(lo.to_bytes(8, "big") + len(old).to_bytes(8, "big") + old)
+            # one unbuffered write, before the file's own (buffered) bytes go out: a
+            # crash can cut the record short, never leave covered bytes unrecorded
+            write_all(self._undo, record(lo, old))
             self._saved.append((lo, hi))
         self._saved.sort()
 
@@ -224,6 +265,10 @@ class _LocalFile:
                     # loss the target is the old file or the whole new one
                     self.file.flush()
                     os.fsync(self.file.fileno())
+                # closed before the rename: on NFS a write error may only show at
+                # close, and then the target must stay as it was.  (Recovery could
+                # take the partial in between only if it had gone unchanged for
+                # stale_temporary_age: the rename then fails, cleanly.)
                 self.file.close()
                 os.replace(self.partial, self.target)
             except BaseException:
@@ -250,22 +295,22 @@ class _LocalFile:
                 self._drop_undo()
 
     def _restore_old(self) -> None:
+        assert self._undo is not None
         self.file.flush()
-        self._undo.flush()
-        self._undo.seek(0)
-        while header := self._undo.read(16):
-            offset = int.from_bytes(header[:8], "big")
-            length = int.from_bytes(header[8:], "big")
-            os.pwrite(self.file.fileno(), self._undo.read(length), offset)
+        for offset, old in iter_records(self._undo, self._undo_start):
+            write_all(self.file.fileno(), old, offset)
 
     def _drop_undo(self) -> None:
         undo, self._undo = self._undo, None
         if undo is not None:
-            undo.close()
+            # unlinked before the lock goes with the descriptor: a journal that can
+            # be locked is one whose writer stopped without finishing
             try:
-                os.unlink(undo.name)
+                os.unlink(self._undo_path)
             except FileNotFoundError:
                 pass
+            finally:
+                os.close(undo)
 
     def _discard_partial(self) -> None:
         try:

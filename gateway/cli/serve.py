@@ -45,9 +45,15 @@ def _install_uvloop(tls: bool) -> str:
               help="Log format (also GATEWAY_LOGGING_FORMAT).")
 @click.option("--check", is_flag=True,
               help="Validate the configuration, database and storage, then exit (0: all good).")
+@click.option("--repair", is_flag=True,
+              help="Clean up what killed uploads left in every storage root (partial files, "
+                   "interrupted appends rolled back, stale S3 multipart uploads), print what "
+                   "was done, then exit; after the checks with --check.  Safe while servers "
+                   "run: only temporaries no upload holds, older than [storage] "
+                   "stale_temporary_age, are touched.")
 def serve(config_file: Path | None, host: str | None, port: str | None, root: str | None,
           database_url: str | None, log_level: str | None, log_format: str | None,
-          check: bool) -> None:
+          check: bool, repair: bool) -> None:
     """Run the FTP server.
 
     With no configuration it serves 127.0.0.1:2121 with accounts in the SQLite file
@@ -72,10 +78,20 @@ def serve(config_file: Path | None, host: str | None, port: str | None, root: st
         raise click.ClickException(
             f"[logging] file: cannot write {settings.logging.file}: {exc.strerror or exc}"
         ) from None
-    if check:
+    if check or repair:
         from gateway.service.check import check as run_check
+        from gateway.service.check import repair_storage
 
-        ok = asyncio.run(run_check(settings, report=click.echo))
+        ok = True
+        if check:
+            ok = asyncio.run(run_check(settings, report=click.echo))
+        if repair:
+            if settings.logging.file is None:
+                import logging
+
+                # what it does is printed below; a log file, if any, records it as well
+                logging.getLogger("backends.recovery").disabled = True
+            ok = asyncio.run(repair_storage(settings, report=click.echo)) and ok
         sys.exit(0 if ok else 1)
     import logging
 

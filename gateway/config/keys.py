@@ -90,6 +90,13 @@ def _account(value: Any) -> tuple[str, str | None]:
     return user, group or None
 
 
+def _age(value: Any) -> float:
+    """A duration where 0 is a value (no wait at all), not "off"."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none"):
+        raise v.ValueProblem(f"expected a duration such as 3600 or \"1h\" (0: no wait), got {value!r}")
+    return v.to_duration(value, allow_off=True) or 0.0
+
+
 def _level(value: Any) -> str:
     return v.to_choice(value, ("debug", "info", "warning", "error"))
 
@@ -100,6 +107,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "welcome_message": Key(v.to_str, "the 220 greeting", "\"gateway FTP server ready\""),
         "device_quirks": Key(_names, "legacy device replies to turn on: allo_ok, mkd_existing_ok, site_noop, stor_creates_parents, or all", "[]"),
         "allow_fxp": Key(_names, "logins allowed PORT/EPRT to other hosts (site-to-site); \"*\" for all", "[]"),
+        "strict_rfc": Key(v.to_bool, "the RFCs' replies where aioftp's differ: 503 to PBSZ/PROT before AUTH TLS, 425 when no passive port is free (false: aioftp's 200 and 421)", "true"),
         "run_as": Key(_account, "after binding the listeners (port 21 needs root), switch to this system user (\"ftp\" or \"ftp:ftp\")", "stay as started"),
     },
     ("tls",): {
@@ -138,6 +146,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     ("storage",): {
         "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),
         "fsync": Key(v.to_bool, "on local disk, sync each upload (and its directory) before 226: a power loss leaves the old file or the whole new one", "true"),
+        "stale_temporary_age": Key(_age, "upload temporaries unchanged this long, and held by no running upload, are cleaned up at start-up and by `gateway serve --repair`: partial files removed, interrupted appends and resumes rolled back, S3 multipart uploads aborted; keep it far above any pause of an upload on a node sharing the storage (0: no wait)", "3600"),
     },
     ("limits",): {
         "max_connections": Key(_optional_count, "control connections at once, server-wide", "unlimited"),

@@ -279,6 +279,9 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
     storage = StorageSettings(
         root=storage_values.get("root", StorageSettings.root),
         fsync=storage_values.get("fsync", StorageSettings.fsync),
+        stale_temporary_age=storage_values.get(
+            "stale_temporary_age", StorageSettings.stale_temporary_age
+        ),
         options=dict(options),
     )
     limits = LimitSettings(**_section(sources, raw, ("limits",)))
@@ -324,6 +327,7 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         welcome_message=server.get("welcome_message", Settings.welcome_message),
         device_quirks=tuple(quirks),
         allow_fxp=tuple(server.get("allow_fxp", ())),
+        strict_rfc=server.get("strict_rfc", Settings.strict_rfc),
         run_as=server.get("run_as"),
         source=str(sources.file) if sources.file else None,
     )

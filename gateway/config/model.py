@@ -132,6 +132,11 @@ class StorageSettings:
     root: str = "var/ftp"
     #: local roots: each upload is on disk (fsync) before the 226 acknowledges it
     fsync: bool = True
+    #: seconds after which an upload's temporary that nothing holds counts as left by a
+    #: killed process, and start-up recovery removes it (or rolls its file back).  Far
+    #: above socket_timeout: an upload on another node sharing the storage, whose file
+    #: lock this node may not see, changes its temporary far more often than that.
+    stale_temporary_age: float = 3600.0
     #: options for URL roots (``s3://``, fsspec): shared keys, plus sections keyed by
     #: a scheme or root prefix (``"s3://bucket/alice"``) merged over them
     options: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +191,8 @@ class Settings:
     device_quirks: tuple[str, ...] = ()
     #: logins allowed site-to-site (FXP) transfers; ("*",) for everyone
     allow_fxp: tuple[str, ...] = ()
+    #: the RFCs' replies where aioftp's differ (``Server(strict_rfc=...)``)
+    strict_rfc: bool = True
     #: (user, group or None) to switch to once the listeners are bound
     run_as: tuple[str, str | None] | None = None
     #: where the file came from, for messages

@@ -188,6 +188,7 @@ def _server_kwargs(settings: Settings, listener: ListenerSettings,
         "storage_options": dict(settings.storage.options) or None,
         "path_io_factory": DurablePathIO if settings.storage.fsync else PathIO,
         "allow_fxp": fxp,
+        "strict_rfc": settings.strict_rfc,
         "device_quirks": DeviceQuirks.from_names(settings.device_quirks),
     }
 

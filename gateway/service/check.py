@@ -4,6 +4,9 @@ The settings already parsed; this goes on to what only trying can tell: the TLS
 certificate loads, the listen addresses are free, the accounts database answers with
 the schema this code needs, and every storage root it can find is reachable.  Each
 check prints one line; the exit status is 0 only when all passed.
+
+``gateway serve --repair`` (:func:`repair_storage`) cleans up what killed uploads left
+in every storage root, as start-up does, and prints each thing it did.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from gateway.config.model import Settings
 from gateway.service.build import StartError, build_user_manager, tls_context
 
-__all__ = ("check",)
+__all__ = ("check", "repair_storage")
 
 #: Seconds a storage root may take to answer.
 STORAGE_TIMEOUT = 15.0
@@ -139,3 +142,36 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
         problem = await _root_reachable(settings.storage.root, options)
         result(problem is None, f"storage {settings.storage.root}", problem or "reachable")
     return ok
+
+
+async def repair_storage(settings: Settings, report: Callable[[str], None] = print) -> bool:
+    """Clean up upload temporaries in every storage root (``[storage]
+    stale_temporary_age``), one line per root and per action; True when every root
+    could be checked."""
+    from backends.recovery.report import stale_text
+    from gateway.observe.logs import escape_log_text
+    from gateway.service.temporaries import repair
+
+    age = settings.storage.stale_temporary_age
+    report(f"clean-up of upload temporaries left by stopped uploads ({stale_text(age)})")
+    manager: Any = None
+    ok = True
+    if settings.users.source == "database":
+        try:
+            manager = build_user_manager(settings)
+            async with asyncio.timeout(60):
+                await manager.connect()
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            report(f"FAIL  accounts database: {escape_log_text(text)} "
+                   "(only the configured roots are cleaned up)")
+            ok = False
+            if manager is not None:
+                await manager.close()
+            manager = None
+    try:
+        return await repair(settings, manager, report, escape=escape_log_text) and ok
+    finally:
+        if manager is not None:
+            await manager.close()
+

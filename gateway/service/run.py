@@ -3,6 +3,10 @@
 SIGTERM or SIGINT stops accepting and gives running transfers ``shutdown_grace``
 seconds to finish (each session then gets 421); a second signal skips the rest of
 the grace period.
+
+Before the listeners open, what killed uploads left in local storage is cleaned up
+(``gateway.service.temporaries``), for a bounded time; the rest goes on in the
+background while the server runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from gateway.config.model import Settings
 from gateway.observe.logs import TransferLogger
 from gateway.server.events import EventFanout, ServerEvents
 from gateway.service.build import StartError, build_servers, build_user_manager
+from gateway.service.temporaries import recover_at_start
 
 __all__ = ("Running", "serve")
 
@@ -122,6 +127,7 @@ async def serve(
     servers = build_servers(settings, manager, events)
     connect = getattr(manager, "connect", None)
     started: list[Any] = []
+    cleanup: asyncio.Future[None] | None = None
     loop = asyncio.get_running_loop()
     in_force = [settings]  # what SIGHUP last applied
     if install_signals:
@@ -155,6 +161,8 @@ async def serve(
             hint = await _accounts_hint(manager, settings.storage.root, admin_command)
             if hint:
                 announce(hint)
+        # an append cut off by a kill -9 is rolled back before clients can see it
+        cleanup = await recover_at_start(settings, manager)
         for server, listener in servers:
             try:
                 await server.start(listener.host, listener.port)
@@ -196,6 +204,9 @@ async def serve(
             await shutdowns
         forced.cancel()
     finally:
+        if cleanup is not None and not cleanup.done():
+            cleanup.cancel()
+            await asyncio.wait([cleanup])
         if install_signals:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
