@@ -299,6 +299,9 @@ class AbstractPathIO(abc.ABC, Generic[PathType]):
 
     #: what monitoring calls this storage (metrics labels); subclasses name themselves
     backend_name = "custom"
+    #: ``open(path, "xb")`` is supported: written like "wb", but the commit refuses
+    #: (FileExistsError) when the name exists by then, whoever made it meanwhile
+    exclusive_create = False
 
     def __init__(
         self,

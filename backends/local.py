@@ -77,12 +77,31 @@ _PARTIAL_NAME_BYTES = 200
 
 
 def _binary_mode(mode: str) -> tuple[str, bool]:
-    """Split ``mode`` into its kind (r, w, a) and whether it is read-write."""
+    """Split ``mode`` into its kind (r, w, a, x) and whether it is read-write."""
     chars = set(mode)
-    kinds = chars & {"r", "w", "a"}
-    if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "b", "+"}:
-        raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, ab or r+b")
+    kinds = chars & {"r", "w", "a", "x"}
+    if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "x", "b", "+"}:
+        raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, xb, ab or r+b")
     return kinds.pop(), "+" in chars
+
+
+def _link_into_place(partial: str, target: Path) -> None:
+    """Give ``partial`` the name ``target`` unless that name exists: a hard link is
+    made only where the name is free, atomically, even against another machine on
+    a shared filesystem.  Where hard links are not supported, the name is checked,
+    then taken (a narrow race left to such filesystems)."""
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(target)) from None
+        os.replace(partial, target)
+        return
+    os.unlink(partial)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -125,6 +144,7 @@ class _LocalFile:
         "_lock",
         "_in_place",
         "_append",
+        "_exclusive",
         "_size",
         "_floor",
         "_check_position",
@@ -152,7 +172,8 @@ class _LocalFile:
         self._undo_path = ""
         self._undo_start = 0  # where its records start
         self._saved: list[tuple[int, int]] = []  # ranges below _size already saved
-        if kind == "w":
+        self._exclusive = kind == "x"
+        if kind in ("w", "x"):
             self._open_partial(path, plus)
             return
         if self._in_place and os.path.islink(path):
@@ -270,7 +291,10 @@ class _LocalFile:
                 # take the partial in between only if it had gone unchanged for
                 # stale_temporary_age: the rename then fails, cleanly.)
                 self.file.close()
-                os.replace(self.partial, self.target)
+                if self._exclusive:
+                    _link_into_place(self.partial, self.target)
+                else:
+                    os.replace(self.partial, self.target)
             except BaseException:
                 self._discard_partial()
                 raise
@@ -409,6 +433,7 @@ class PathIO(AbstractPathIO[Path]):
     #: fsync an upload (and its directory) before it counts as stored; see DurablePathIO
     durable = False
     backend_name = "local"
+    exclusive_create = True
 
     @universal_exception
     async def exists(self, path: Path) -> bool:
@@ -538,6 +563,7 @@ class AsyncPathIO(AbstractPathIO[Path]):
     #: fsync an upload (and its directory) before it counts as stored
     durable = False
     backend_name = "local"
+    exclusive_create = True
 
     def __init__(
         self,

@@ -87,6 +87,7 @@ class _MemoryFile:
         "in_place",
         "owned",
         "size",
+        "exclusive",
     )
 
     def __init__(
@@ -101,6 +102,8 @@ class _MemoryFile:
         # Whether ``data`` is ours to change; shared content is copied on first write.
         self.owned = False
         self.size = len(data)
+        #: opened "xb": the close refuses a name that exists by then
+        self.exclusive = False
 
     def read(self, block_size: int) -> bytes:
         start = self.position
@@ -141,6 +144,7 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     #: what monitoring calls this storage (metrics labels)
     backend_name = "memory"
+    exclusive_create = True
 
     def __init__(
         self,
@@ -332,10 +336,13 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
 
     async def _open(self, path: PurePosixPath, mode: str = "rb") -> _MemoryFile:
         chars = set(mode)
-        kinds = chars & {"r", "w", "a"}
-        if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "b", "+"}:
-            raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, ab or r+b")
+        kinds = chars & {"r", "w", "a", "x"}
+        if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "x", "b", "+"}:
+            raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, xb, ab or r+b")
         kind = kinds.pop()
+        exclusive = kind == "x"
+        if exclusive:
+            kind = "w"
         if kind == "r":
             node = self._get(path)
             if isinstance(node, _Dir):
@@ -355,6 +362,7 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
         handle = _MemoryFile(path, data, writable=True, append=kind == "a", in_place=kind == "a")
         # A new empty buffer is already private; "wb" must not see the old content.
         handle.owned = kind == "w" or existing is None
+        handle.exclusive = exclusive
         return handle
 
     @universal_exception
@@ -389,6 +397,10 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
         node = parent.children.get(name)
         if isinstance(node, _Dir):
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
+        if file.exclusive and node is not None:
+            file.writable = False
+            file.data = bytearray()
+            raise _os_error(errno.EEXIST, path, FileExistsError)
         if isinstance(node, _File):
             node.data = file.data
             node.touch()

@@ -114,6 +114,7 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
 
     #: what monitoring calls this storage (metrics labels)
     backend_name = "s3"
+    exclusive_create = True
     writer_type = S3Writer
 
     def __init__(self, timeout: float | None = None, connection: Any = None,
@@ -663,10 +664,13 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
 
     async def _open(self, path: PurePosixPath, mode: str = "rb") -> S3Reader | S3Writer:
         chars = set(mode)
-        kinds = chars & {"r", "w", "a"}
-        if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "b", "+"}:
-            raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, ab or r+b")
+        kinds = chars & {"r", "w", "a", "x"}
+        if "b" not in chars or len(kinds) != 1 or chars - {"r", "w", "a", "x", "b", "+"}:
+            raise ValueError(f"unsupported mode {mode!r}; expected rb, wb, xb, ab or r+b")
         kind = kinds.pop()
+        exclusive = kind == "x"
+        if exclusive:
+            kind = "w"
         location, path = self._locate(path)
         if self._always_dir(path) or not location.key:
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
@@ -688,4 +692,4 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                 raise _os_error(errno.EISDIR, path, IsADirectoryError)
         writer_mode = {"r": "r+", "w": "w", "a": "a"}[kind]
         return S3Writer(self._store, location.bucket, location.key, mode=writer_mode,
-                        base=info, where=str(path))
+                        base=info, where=str(path), exclusive=exclusive)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import hashlib
 import io
@@ -27,12 +28,13 @@ import logging
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..partbody import PartBody, PartBuffer, send_while_moving
 from ..paths import seek_target
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
-from .errors import REQUEST_ERRORS, UnsupportedWrite, translated
+from .errors import REQUEST_ERRORS, ObjectChanged, UnsupportedWrite, translated
 from .keys import path_of
 from .store import ObjectInfo, S3Store, copy_ranges
 
@@ -92,9 +94,12 @@ class S3Writer:
     """An open object for writing; ``mode`` is "w", "a" or "r+"."""
 
     def __init__(self, store: S3Store, bucket: str, key: str, *, mode: str,
-                 base: ObjectInfo | None, where: str) -> None:
+                 base: ObjectInfo | None, where: str, exclusive: bool = False) -> None:
         settings = store.settings
         self.store = store
+        #: the object is made only if its key is free when it is committed
+        #: (If-None-Match: * on PutObject / CompleteMultipartUpload)
+        self.exclusive = exclusive
         self.bucket = bucket
         self.key = key
         self.mode = mode
@@ -415,10 +420,10 @@ class S3Writer:
         checksum = await self._checksum(body)
         client = await self.store.client()
         part_body = body.body()
-        with translated(self.where):
+        with self._refused_if_taken(), translated(self.where):
             await self._send_body(part_body, client.put_object(
                 Bucket=self.bucket, Key=self.key, Body=part_body, ContentLength=len(body),
-                **checksum,
+                **checksum, **self._if_free(),
             ))
 
     async def _complete_shielded(self) -> None:
@@ -443,12 +448,27 @@ class S3Writer:
         upload_id = self._create_task.result()
         parts = [self._parts[number] for number in sorted(self._parts)]
         client = await self.store.client()
-        with translated(self.where):
+        with self._refused_if_taken(), translated(self.where):
             await client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
+                MultipartUpload={"Parts": parts}, **self._if_free(),
             )
         _LIVE_UPLOADS.discard(upload_id)
+
+    def _if_free(self) -> dict[str, str]:
+        return {"IfNoneMatch": "*"} if self.exclusive else {}
+
+    @contextlib.contextmanager
+    def _refused_if_taken(self) -> Iterator[None]:
+        """An exclusive write whose key was taken meanwhile: FileExistsError."""
+        try:
+            yield
+        except ObjectChanged:
+            if not self.exclusive:
+                raise
+            raise FileExistsError(
+                errno.EEXIST, "the name was taken by another upload meanwhile", self.where
+            ) from None
 
     async def _cleanup(self, tasks: list[asyncio.Task[None]]) -> None:
         """Wait for every part request to stop, then abort the upload.

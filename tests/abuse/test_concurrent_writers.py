@@ -65,3 +65,29 @@ async def test_simultaneous_stou_get_distinct_names(make_server, root: Path) -> 
     assert sorted((root / name).read_bytes() for name in names) == [b"photo 0", b"photo 1"]
     for client in clients:
         await client.close()
+
+
+async def test_stou_on_two_nodes_sharing_storage_never_loses_an_upload(make_server, root: Path) -> None:
+    # two servers on one storage cannot see each other's running uploads, so both
+    # offer the free name; the commit takes it exclusively: the later commit fails
+    # (550) instead of silently replacing the first one's acknowledged file
+    nodes = [await make_server(), await make_server()]
+    clients = [await RawClient.connect(node.server_port) for node in nodes]
+    writers = []
+    for client in clients:
+        await client.login()
+        _r, w = await _data(client)
+        writers.append(w)
+        reply = await client.expect("STOU img.jpg", "150")
+        assert reply.text == "FILE: img.jpg"
+    writers[1].write(b"node 1")
+    writers[1].close()
+    assert (await clients[1].reply()).code == "226"
+    writers[0].write(b"node 0")
+    writers[0].close()
+    late = await clients[0].reply()
+    assert late.code == "550", late
+    assert (root / "img.jpg").read_bytes() == b"node 1"
+    assert sorted(p.name for p in root.iterdir()) == ["img.jpg"]  # no temporary left
+    for client in clients:
+        await client.close()

@@ -689,3 +689,25 @@ async def test_durable_uploads_reach_the_disk_before_the_name(tmp_path, monkeypa
     async with DurablePathIO().open(tmp_path / "durable.bin", "ab") as f:
         await f.write(b"+more")
     assert synced[2:] == ["durable.bin"]  # appends are synced in place
+
+
+async def test_exclusive_create_refuses_a_name_taken_meanwhile(backend):
+    # "xb" is how STOU takes its name: the commit itself refuses a name another
+    # upload (maybe on another node) took after the open, and that upload stays
+    pio, root = backend
+    if not pio.exclusive_create:
+        with pytest.raises((ValueError, PathIOError)):
+            async with pio.open(root / "x", "xb") as f:
+                await f.write(b"no")
+        return
+    async with pio.open(root / "free", "xb") as f:
+        await f.write(b"mine")
+    assert await get(pio, root / "free") == b"mine"
+    f = await pio.open(root / "taken", "xb")
+    await f.write(b"late")
+    await put(pio, root / "taken", b"first")
+    with pytest.raises(PathIOError) as excinfo:
+        await f.close()
+    assert isinstance(cause_of(excinfo), FileExistsError)
+    assert await get(pio, root / "taken") == b"first"
+    assert await names(pio, root) == {"free", "taken"}  # no temporary left behind

@@ -387,3 +387,21 @@ def test_keys_mapping():
             keys.parse_url(bad)
     with pytest.raises(OSError):
         keys.locate(PurePosixPath("/b/" + "k" * 1100))
+
+
+async def test_exclusive_multipart_upload_refuses_a_key_taken_meanwhile(backend, s3_service):
+    # a large STOU: CompleteMultipartUpload carries If-None-Match, and the refused
+    # upload is aborted (no parts left behind)
+    pio, root = backend
+    data = os.urandom(PART_SIZE + 5)
+    f = await pio.open(root / "big", "xb")
+    for offset in range(0, len(data), MIB):
+        await f.write(data[offset : offset + MIB])
+    await put(pio, root / "big", b"first")
+    with pytest.raises(PathIOError) as excinfo:
+        await f.close()
+    assert isinstance(cause_of(excinfo), FileExistsError)
+    assert await get(pio, root / "big") == b"first"
+    bucket, prefix = where(root)
+    async with raw_client(s3_service) as client:
+        assert await open_uploads(client, bucket, prefix) == []

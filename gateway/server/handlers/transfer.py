@@ -146,13 +146,17 @@ class TransferCommands(HandlerBase):
             connection.response("450", "could not find a unique name")
             return True
         connection.restart_offset = 0  # REST makes no sense for a new file
+        # across nodes sharing the storage, the name is taken by the commit itself:
+        # one that another node took meanwhile fails this upload (550), never theirs
         return await self._store(
-            connection, candidate, append=False, info=f"FILE: {candidate}", claimed=key
+            connection, candidate, append=False, info=f"FILE: {candidate}", claimed=key,
+            exclusive=bool(getattr(path_io, "exclusive_create", False)),
         )
 
     async def _store(
         self, connection: Session, rest: str, *, append: bool,
         info: str = "data transfer started", claimed: Hashable | None = None,
+        exclusive: bool = False,
     ) -> bool:
         """STOR/APPE/STOU: one writer per file at a time (a second gets 450), so an
         aborted upload never rolls back over another client's acknowledged bytes."""
@@ -167,7 +171,8 @@ class TransferCommands(HandlerBase):
                 return True
         try:
             return await self._store_claimed(
-                connection, real, virtual, append=append, info=info, key=claimed
+                connection, real, virtual, append=append, info=info, key=claimed,
+                exclusive=exclusive,
             )
         except BaseException:
             self.active_writers.release(claimed)
@@ -175,7 +180,7 @@ class TransferCommands(HandlerBase):
 
     async def _store_claimed(
         self, connection: Session, real: Any, virtual: PurePosixPath, *,
-        append: bool, info: str, key: Hashable,
+        append: bool, info: str, key: Hashable, exclusive: bool = False,
     ) -> bool:
         offset, connection.restart_offset = connection.restart_offset, 0
         # REST then STOR or APPE writes from the offset on, in place (as aioftp
@@ -186,7 +191,7 @@ class TransferCommands(HandlerBase):
         elif append:
             mode = "ab"
         else:
-            mode = "wb"
+            mode = "xb" if exclusive else "wb"
         file = await self._open_for_writing(connection, real, mode)
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
