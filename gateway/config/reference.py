@@ -42,7 +42,8 @@ def render_reference() -> str:
         "**`[storage.options]`**: passed to URL-rooted backends as they are (S3: "
         "`endpoint_url`, `region_name`, `aws_access_key_id`, `aws_secret_access_key`, "
         "`addressing_style`, `part_size`, `parts_in_flight`, `checksum_algorithm`, "
-        "`max_attempts`, `connect_timeout`, `read_timeout`...; fsspec: the filesystem's "
+        "`max_attempts`, `connect_timeout`, `read_timeout`, `metadata_cache_ttl`...; fsspec: the "
+        "filesystem's "
         "own arguments and `fsspec_*` tuning). A sub-table named by a scheme or root prefix, "
         "`[storage.options.\"s3://bucket/alice\"]`, applies to the roots it prefixes."
     )
