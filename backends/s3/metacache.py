@@ -66,10 +66,14 @@ class MetaCache:
     """Names and directory snapshots, each valid for ``ttl`` seconds, bounded in number."""
 
     def __init__(self, ttl: float = 5.0, *, max_names: int = 50_000, max_snapshots: int = 2_000,
+                 max_snapshot_names: int = 200_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_names = max_names
         self.max_snapshots = max_snapshots
+        #: children held by all snapshots together (a snapshot is at most one page)
+        self.max_snapshot_names = max_snapshot_names
+        self._snapshot_names = 0
         self._clock = clock
         #: path -> (expires, Known or None for missing)
         self._names: OrderedDict[PurePosixPath, tuple[float, Known | None]] = OrderedDict()
@@ -108,7 +112,7 @@ class MetaCache:
         if entry is None:
             return None
         if entry[0] <= now:
-            del self._snapshots[directory]
+            self._drop_snapshot(directory)
             return None
         return entry[1]
 
@@ -135,19 +139,25 @@ class MetaCache:
         self._remember(path, known)
         children = self.snapshot(path.parent)
         if children is not None and path.name:
+            before = len(children)
             if known is None:
                 children.pop(path.name, None)
             else:
                 children[path.name] = known
+            self._snapshot_names += len(children) - before
 
     def put_snapshot(self, directory: PurePosixPath, children: dict[str, Known]) -> None:
         """Remember the complete list of ``directory``'s children (it exists)."""
         if not self.enabled:
             return
+        self._drop_snapshot(directory)
         self._snapshots[directory] = (self._clock() + self.ttl, children)
-        self._snapshots.move_to_end(directory)
-        while len(self._snapshots) > self.max_snapshots:
-            self._snapshots.popitem(last=False)
+        self._snapshot_names += len(children)
+        while self._snapshots and (
+            len(self._snapshots) > self.max_snapshots
+            or self._snapshot_names > self.max_snapshot_names
+        ):
+            self._drop_snapshot(next(iter(self._snapshots)))
         self._big.pop(directory, None)
         self._remember(directory, Known(True))
 
@@ -187,23 +197,30 @@ class MetaCache:
         if not self.enabled:
             return
         self.put(path, None)
-        self._snapshots.pop(path, None)
+        self._drop_snapshot(path)
 
     def forget_tree(self, path: PurePosixPath) -> None:
         """Nothing at or below ``path`` is known any more (a directory removed or
         moved); say what ``path`` itself is now with :meth:`put` or :meth:`removed`."""
         if not self.enabled:
             return
-        for table in (self._names, self._snapshots):
-            for key in [key for key in table if key == path or path in key.parents]:
-                del table[key]
+        for key in [key for key in self._names if key == path or path in key.parents]:
+            del self._names[key]
+        for key in [key for key in self._snapshots if key == path or path in key.parents]:
+            self._drop_snapshot(key)
 
     def clear(self) -> None:
         self._names.clear()
         self._snapshots.clear()
+        self._snapshot_names = 0
         self._big.clear()
 
     # -- inside --------------------------------------------------------------------------
+
+    def _drop_snapshot(self, directory: PurePosixPath) -> None:
+        entry = self._snapshots.pop(directory, None)
+        if entry is not None:
+            self._snapshot_names -= len(entry[1])
 
     def _remember(self, path: PurePosixPath, known: Known | None) -> None:
         self._names[path] = (self._clock() + self.ttl, known)

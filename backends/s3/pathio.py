@@ -524,7 +524,11 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                     raise _os_error(errno.ENOENT, source, FileNotFoundError)
             else:
                 info = ObjectInfo(known.size, None, 0.0)
-            await self._copy_object(src, dst, info, source)
+            try:
+                await self._copy_object(src, dst, info, source)
+            except FileNotFoundError:
+                self._cache.put(source, None)  # removed by another writer meanwhile
+                raise
             client = await self._store.client()
             with translated(source):
                 await client.delete_object(Bucket=src.bucket, Key=src.key)

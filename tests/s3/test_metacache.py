@@ -85,3 +85,15 @@ def test_the_number_of_names_is_bounded() -> None:
         cache.put_snapshot(D / f"s{i}", {})
     assert cache.get(D / "f0") is UNKNOWN and cache.get(D / "f49") == Known(False)
     assert cache.snapshot(D / "s0") is None and cache.snapshot(D / "s49") == {}
+
+
+def test_snapshots_are_bounded_by_the_names_they_hold() -> None:
+    cache = MetaCache(5.0, max_snapshot_names=10)
+    cache.put_snapshot(D / "a", {f"f{i}": Known(False) for i in range(6)})
+    cache.put_snapshot(D / "b", {f"f{i}": Known(False) for i in range(3)})
+    cache.wrote(D / "b" / "new", 1)  # 10 names in all: both kept
+    assert cache.snapshot(D / "a") is not None and cache.snapshot(D / "b") is not None
+    cache.wrote(D / "b" / "newer", 1)  # 11: b is refreshed, a (the oldest) goes next
+    cache.put_snapshot(D / "c", {"x": Known(False)})
+    assert cache.snapshot(D / "a") is None
+    assert cache.snapshot(D / "c") == {"x": Known(False)}
