@@ -1,4 +1,4 @@
-"""``gateway users``: accounts, their rights by path and their limits.
+"""``gateway users``: accounts, their rights by path, their limits and storage policy.
 
 Passwords come from a hidden prompt or from stdin (``--password-stdin``), never from
 an argument, where they would land in shell history and the process list.
@@ -227,6 +227,16 @@ def show(database_url: str | None, login: str, as_json: bool) -> None:
         click.echo(f"{name.replace('_', ' ')}: {'none' if value is None else value}")
     click.echo(f"sessions:  {account.sessions}")
     click.echo(f"created:   {_stamp(account.created_at)}   updated: {_stamp(account.updated_at)}")
+    policy = account.policy
+    click.echo(f"allow from: {', '.join(policy['allow_from']) or 'any address'}")
+    click.echo(f"deny from:  {', '.join(policy['deny_from']) or 'none'}")
+    click.echo(f"allow names: {' '.join(policy['allow_names']) or 'any'}")
+    click.echo(f"deny names:  {' '.join(policy['deny_names']) or 'none'}"
+               + ("  (hidden)" if policy["hide_denied"] and policy["deny_names"] else ""))
+    if policy["names_case_sensitive"]:
+        click.echo("name patterns: case-sensitive")
+    size = policy["max_file_size"]
+    click.echo(f"max file size: {'none' if size is None else size}")
     click.echo("permissions (nearest parent wins):")
     if not account.permissions:
         click.echo("  (none: no access)")
@@ -362,20 +372,55 @@ def limits(database_url: str | None, login: str, **changes: str | None) -> None:
 @click.option("--home", "home_path", default=None, metavar="PATH", help="New home directory.")
 @click.option("--encoding", default=None, metavar="CODEC",
               help='Code page of file names (cp1251, latin-1...); "" for the listener\'s.')
+@click.option("--allow-from", multiple=True, metavar="CIDR",
+              help="Client networks LOGIN may log in from (repeat, or a,b); the list given "
+                   'replaces the stored one; "none" clears it (every address).')
+@click.option("--deny-from", multiple=True, metavar="CIDR",
+              help='Client networks LOGIN may not log in from; they win over --allow-from; "none" clears.')
+@click.option("--allow-names", multiple=True, metavar="PATTERN",
+              help="File name patterns new files must match (*.jpg; repeat for more); "
+                   'directories are not constrained; "" clears.')
+@click.option("--deny-names", multiple=True, metavar="PATTERN",
+              help="File and directory name patterns LOGIN may not create (*.exe); a pattern "
+                   'with / matches the whole virtual path; "" clears.')
+@click.option("--hide-denied/--show-denied", default=None,
+              help="Also hide names matching --deny-names from listings and answer 550 to "
+                   "any command naming one (or show them again).")
+@click.option("--names-case-sensitive/--names-ignore-case", default=None,
+              help="Match name patterns with regard to case (default: ignore case).")
+@click.option("--max-file-size", default=None, metavar="SIZE|none",
+              help="Largest file an upload may make (100m, 2g; x1024); none removes it.")
 def set_(database_url: str | None, login: str, storage_root: str | None, home_path: str | None,
-         encoding: str | None) -> None:
-    """Change where LOGIN's files live, where its sessions start, or its encoding."""
+         encoding: str | None, allow_from: tuple[str, ...], deny_from: tuple[str, ...],
+         allow_names: tuple[str, ...], deny_names: tuple[str, ...], hide_denied: bool | None,
+         names_case_sensitive: bool | None, max_file_size: str | None) -> None:
+    """Change where LOGIN's files live, where its sessions start, its encoding, or its
+    storage policy: networks it may log in from, file names it may create or see, and
+    its largest file."""
     from gateway.users.database import admin
 
+    given: dict[str, Any] = {
+        "allow_from": list(allow_from) if allow_from else None,
+        "deny_from": list(deny_from) if deny_from else None,
+        "allow_names": list(allow_names) if allow_names else None,
+        "deny_names": list(deny_names) if deny_names else None,
+        "hide_denied": hide_denied,
+        "names_case_sensitive": names_case_sensitive,
+        "max_file_size": max_file_size,
+    }
+    policy = {name: value for name, value in given.items() if value is not None}
     try:
         if encoding:
             admin.validate_encoding(encoding)
+        admin.parse_policy(policy)  # every value checked before anything is written
     except admin.AccountError as exc:
         raise click.ClickException(str(exc)) from None
 
     async def work(engine: Any) -> None:
         await admin.set_home(engine, login, home_path=home_path, storage_root=storage_root,
                              encoding=encoding)
+        if policy:
+            await admin.set_policy(engine, login, policy)
 
     run_with_engine(database_url, work)
     click.echo(f"user {login!r} updated")
@@ -393,5 +438,6 @@ def _as_dict(account: Any) -> dict[str, Any]:
         "permissions": [
             {"path": p, "readable": r, "writable": w} for p, r, w in account.permissions
         ],
+        "policy": account.policy,
         "sessions": account.sessions,
     }

@@ -3,7 +3,11 @@
 Every check comes from the command's entry in ``gateway.protocol.commands``: TLS
 before login, login, a required argument, the command it continues (PASS after
 USER, RNTO after RNFR), the user's right on the path (a malformed path is a 501),
-and a prepared data channel and its protection.  No storage request is made here.  Handlers hold only what is particular to them.
+the account's file rules on that path (a name it may not create: 553; a hidden one:
+550, as if missing), and a prepared data channel and its protection.  No storage
+request is made here, but for one case: RNTO to a name outside an account's allowed
+file names asks whether the source is a directory (allowed names govern files).
+Handlers hold only what is particular to them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gateway.protocol.commands import CommandInfo, path_argument
+from gateway.server.filepolicy import path_refusal
 from gateway.server.session import Session
 
 __all__ = ("NO_DATA_CHANNEL", "data_refusal", "needs_permission_check", "refusal", "refusal_now")
@@ -68,6 +73,9 @@ async def refusal(
             allowed = permission.readable if info.permission == "read" else permission.writable
             if not allowed:
                 return "550", "permission denied"
+            refused = await path_refusal(session, info.name, rest, virtual)
+            if refused is not None:
+                return refused
     return data_refusal(session, info, require_tls=require_tls)
 
 

@@ -47,6 +47,10 @@ def reply_for_storage_error(exc: BaseException) -> tuple[str, str]:
             return "550", "directory not empty"
         if cause.errno in (errno.ENOSPC, errno.EDQUOT):
             return "452", "insufficient storage space"
+        if cause.errno == errno.EFBIG:
+            # the file may not grow this large (an account's largest file, the store's)
+            detail = cause.strerror or "file too large"
+            return "552", f"exceeded storage allocation: {detail}"
         if cause.errno == errno.ENAMETOOLONG:
             return "553", "file name not allowed: too long"
         if cause.errno == errno.EINVAL:

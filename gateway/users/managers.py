@@ -50,6 +50,15 @@ class AbstractUserManager(abc.ABC):
         """
         return user
 
+    async def login_refused(self, user: User) -> None:  # noqa: B027 - optional hook
+        """The password was right, but the server refuses the login all the same (the
+        client's address is not allowed for the account).
+
+        Give back what :meth:`authenticate` took for it (a connection slot); the session
+        keeps ``user`` as after a wrong password, and :meth:`notify_logout` still follows
+        when it ends.  The default takes nothing in ``authenticate``, so has nothing to do.
+        """
+
     async def notify_logout(self, user: User) -> None:  # noqa: B027 - optional hook
         """Called once when a session of ``user`` ends, to free what get_user took."""
 

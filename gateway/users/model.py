@@ -7,12 +7,23 @@ from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 
 from backends.errors import PathIsNotAbsolute
+from gateway.users.addresses import AddressRules
+from gateway.users.filerules import FileRules
 
 __all__ = ("Permission", "User")
 
 
 def _parts(path: PurePosixPath | str) -> tuple[str, ...]:
     return (path if isinstance(path, PurePath) else PurePosixPath(path)).parts
+
+
+def _listed(values: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Patterns as a tuple; one string is one pattern (not its characters)."""
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        return (values,)
+    return tuple(values)
 
 
 class Permission:
@@ -74,6 +85,20 @@ class User:
     for a camera naming files in Cyrillic); None means the listener's encoding.  It is
     checked here so that a typo fails when the account is made, not at its first login.
 
+    The keyword arguments after ``encoding`` are the account's storage policy; left
+    out, the user behaves exactly as aioftp's:
+
+    * ``allow_from`` / ``deny_from``: client networks (CIDR strings, IPv4 or IPv6) the
+      account may log in from; a denied network wins, an empty allow list allows all.
+      Kept as ``user.addresses`` (:class:`~gateway.users.addresses.AddressRules`).
+    * ``allow_names`` / ``deny_names``: file name patterns (``*.exe``) the account may
+      or may not create; ``hide_denied`` also hides denied names from it;
+      ``names_case_sensitive`` matches patterns with regard to case;
+      ``max_file_size``: bytes an upload may make a file at most.  Kept as
+      ``user.file_rules`` (:class:`~gateway.users.filerules.FileRules`).
+
+    Bad values fail here, when the account is made, with a ``ValueError``.
+
     Users compare and hash by identity: managers key per-user state (connection slots,
     throttles) by the user object.
     """
@@ -92,6 +117,13 @@ class User:
         read_speed_limit_per_connection: int | None = None,
         write_speed_limit_per_connection: int | None = None,
         encoding: str | None = None,
+        allow_from: Iterable[str] | str | None = None,
+        deny_from: Iterable[str] | str | None = None,
+        allow_names: Iterable[str] | str | None = None,
+        deny_names: Iterable[str] | str | None = None,
+        hide_denied: bool = False,
+        names_case_sensitive: bool = False,
+        max_file_size: int | None = None,
     ) -> None:
         self.login = login
         self.password = password
@@ -114,6 +146,16 @@ class User:
             except LookupError:
                 raise ValueError(f"unknown encoding {encoding!r}") from None
         self.encoding = encoding
+        #: networks this account may log in from
+        self.addresses = AddressRules.parse(allow_from, deny_from)
+        #: file names it may create or see, and its largest upload
+        self.file_rules = FileRules(
+            allow=_listed(allow_names),
+            deny=_listed(deny_names),
+            hide_denied=hide_denied,
+            case_sensitive=names_case_sensitive,
+            max_file_size=max_file_size,
+        )
 
     async def get_permissions(self, path: str | PurePosixPath) -> Permission:
         """The permission of the nearest parent of ``path``.
@@ -145,5 +187,23 @@ class User:
             f"write_speed_limit={self.write_speed_limit!r}, "
             f"read_speed_limit_per_connection={self.read_speed_limit_per_connection!r}, "
             f"write_speed_limit_per_connection={self.write_speed_limit_per_connection!r}, "
-            f"encoding={self.encoding!r})"
+            f"encoding={self.encoding!r}{self._policy_repr()})"
         )
+
+    def _policy_repr(self) -> str:
+        """The storage policy's arguments that differ from the defaults (none: aioftp's repr)."""
+        parts = []
+        allowed, denied = self.addresses.as_text()
+        rules = self.file_rules
+        for name, value, default in (
+            ("allow_from", allowed, []),
+            ("deny_from", denied, []),
+            ("allow_names", list(rules.allow), []),
+            ("deny_names", list(rules.deny), []),
+            ("hide_denied", rules.hide_denied, False),
+            ("names_case_sensitive", rules.case_sensitive, False),
+            ("max_file_size", rules.max_file_size, None),
+        ):
+            if value != default:
+                parts.append(f", {name}={value!r}")
+        return "".join(parts)

@@ -3,7 +3,7 @@
 Lines are formatted by ``gateway.protocol.listing`` (or by a subclass's
 ``build_list_string``/``build_mlsx_string``, aioftp's hooks) and sent in batches as
 the storage lister yields entries, so a huge directory starts flowing at once and
-never sits whole in memory.
+never sits whole in memory.  Names an account's file rules hide are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.protocol.commands import encode_text, split_glob, strip_list_flags
 from gateway.protocol.listing import format_list_line, format_nlst_line, listing_name
+from gateway.server.filepolicy import file_rules
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
 from gateway.streams import ThrottleStreamIO
@@ -103,6 +104,13 @@ class ListingCommands(HandlerBase):
         now = time.time()
         hooks = self._list_hooks_overridden()
         entries = path_io.list(real) if is_dir else _single(real)
+        # the listed path itself was refused before if hidden: only entries are matched
+        rules = file_rules(connection.user) if is_dir else None
+        if rules is not None and not rules.hides:
+            rules = None
+        directory = virtual
+        if rules is not None and directory is None:
+            directory = connection.virtual_of(real)
         seen = 0
         async for path in entries:
             seen += 1
@@ -112,6 +120,8 @@ class ListingCommands(HandlerBase):
                 await asyncio.sleep(0)
             name = path.name
             if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
+                continue
+            if rules is not None and directory is not None and rules.hidden_entry(directory, name):
                 continue
             if await path_io.lstat_is_symlink(path):
                 try:

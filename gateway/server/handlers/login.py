@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.server.encodings import apply_user_encoding
+from gateway.server.filepolicy import guard_uploads
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
 from gateway.server.watchdog import restart_watchdog
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager
+from gateway.users.addresses import AddressRules
 from gateway.users.database.errors import LoginRefused, LoginsBusy, UserSourceUnavailable
 from gateway.users.database.limiter import AttemptRefused
 
@@ -27,6 +29,11 @@ UNAVAILABLE_TEXT = "service not available: accounts unreachable, try again later
 BUSY_TEXT = "too many logins in progress; try again later"
 #: How long QUIT waits for a running transfer to finish before closing anyway.
 QUIT_GRACE = 30.0
+#: The 530 after a wrong password, and after a right one from a refused address: the
+#: same words, so the reply never tells which.
+WRONG_PASSWORD_TEXT = "wrong password"
+#: The 530 to USER of an account without a password, from an address it may not use.
+ADDRESS_REFUSED_TEXT = "login incorrect"
 
 
 class LoginCommands(HandlerBase):
@@ -55,6 +62,17 @@ class LoginCommands(HandlerBase):
             # code page applies at once: a device sends its password in it too.
             connection.user = user
             apply_user_encoding(connection, user)
+        elif user is not None and (why := self._address_refusal(connection, user)) is not None:
+            # an account without a password (anonymous), from a network it may not use:
+            # what get_user took is given back, and nothing of the account is attached
+            logger.info("session %s: login of %r refused: %s", connection.id, user.login, why)
+            try:
+                await self.user_manager.notify_logout(user)
+            except Exception:
+                logger.exception("session %s: notify_logout failed", connection.id)
+            self.notify("login", connection, rest, False)
+            connection.response("530", ADDRESS_REFUSED_TEXT)
+            return True
         elif user is not None:
             try:
                 self._attach_user(connection, user)
@@ -102,13 +120,25 @@ class LoginCommands(HandlerBase):
                 attempt = limiter.begin(connection.client_host, name)
             except AttemptRefused as exc:
                 return self._refused(connection, name, exc)
+        refused_address: str | None = None
         try:
             if attempt is not None:
                 # (shared between nodes: the database may refuse it there)
                 await attempt.wait_turn()
-            ok = await self.user_manager.authenticate(connection.user, rest)
             user = connection.user
-            if ok:
+            try:
+                ok = await self.user_manager.authenticate(user, rest)
+            except LoginRefused:
+                # right password, no free slot: from a refused address that is still
+                # only "wrong password" (the reply would tell the password was right)
+                refused_address = self._address_refusal(connection, user)
+                if refused_address is None:
+                    raise
+                ok = True
+            else:
+                if ok:
+                    refused_address = self._address_refusal(connection, user)
+            if ok and refused_address is None:
                 user = await self._session_user(user)
         except AttemptRefused as exc:
             return self._refused(connection, name, exc)
@@ -131,13 +161,15 @@ class LoginCommands(HandlerBase):
             if attempt is not None:
                 attempt.failed()  # a check that never finished is not a success
             raise
+        if refused_address is not None:
+            return await self._refuse_address(connection, name, user, attempt, refused_address)
         if not ok:
             delay = attempt.failed() if attempt is not None else 0.0
             if delay:
                 await asyncio.sleep(delay)
             logger.info("session %s: failed login for %r", connection.id, name)
             self.notify("login", connection, name, False)
-            connection.response("530", "wrong password")
+            connection.response("530", WRONG_PASSWORD_TEXT)
             return True
         if attempt is not None:
             attempt.succeeded()
@@ -185,6 +217,38 @@ class LoginCommands(HandlerBase):
         return False
 
     # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _address_refusal(connection: Session, user: Any) -> str | None:
+        """Why the account may not log in from the client's address; None when it may."""
+        rules = getattr(user, "addresses", None)
+        if not isinstance(rules, AddressRules) or not rules.active:
+            return None
+        return rules.refusal(connection.client_host)
+
+    async def _refuse_address(
+        self, connection: Session, name: str, user: Any, attempt: Any, why: str
+    ) -> bool:
+        """A right password from an address the account may not use.
+
+        The client gets what a wrong password gets, after as long: the reply must not
+        tell whether the password was right.  It is no guess, so the limiter does not
+        count it (nor forget earlier failures); what ``authenticate`` took is given
+        back, and the session stays as after a wrong password (it may try again).
+        """
+        delay = attempt.not_counted() if attempt is not None else 0.0
+        hook = getattr(self.user_manager, "login_refused", None)
+        if hook is not None:
+            try:
+                await hook(user)
+            except Exception:
+                logger.exception("session %s: login_refused failed", connection.id)
+        if delay:
+            await asyncio.sleep(delay)
+        logger.info("session %s: login of %r refused: %s", connection.id, name, why)
+        self.notify("login", connection, name, False)
+        connection.response("530", WRONG_PASSWORD_TEXT)
+        return True
+
     def _refused(self, connection: Session, name: str, exc: AttemptRefused) -> bool:
         """A try the limiter did not allow: 421 and the end of the session for the
         client's network, 530 for a locked login."""
@@ -225,7 +289,9 @@ class LoginCommands(HandlerBase):
     def _attach_user(self, connection: Session, user: Any) -> None:
         """Per-user storage and throttles for the session."""
         login = connection.login
-        login.path_io, login.storage_root = self.storage_for_user(connection, user)
+        path_io, login.storage_root = self.storage_for_user(connection, user)
+        # uploads checked against the account's file rules (names, largest file)
+        login.path_io = guard_uploads(connection, path_io, user)
         shared = self.throttle_per_user.get(user)
         if shared is None:
             shared = StreamThrottle.from_limits(user.read_speed_limit, user.write_speed_limit)

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.protocol.listing import format_mdtm, parse_mdtm
 from gateway.protocol.paths import NAME_REFUSED, ROOT, name_allowed
+from gateway.server.filepolicy import HIDDEN_REPLY, path_hidden
 from gateway.server.handlers.base import HandlerBase
 from gateway.server.session import Session
 
@@ -74,6 +75,9 @@ class SiteCommands(HandlerBase):
         if virtual == ROOT:
             connection.response("550", "can't change the mode of the root directory")
             return
+        if path_hidden(connection, virtual):
+            connection.response(*HIDDEN_REPLY)
+            return
         if not await self.allowed(connection, virtual, "writable"):
             connection.response("550", "permission denied")
             return
@@ -132,6 +136,9 @@ class SiteCommands(HandlerBase):
         path_io = connection.path_io
         if not await self.allowed(connection, virtual, "writable"):
             connection.response("550", "permission denied")
+            return False
+        if path_hidden(connection, virtual):
+            connection.response(*HIDDEN_REPLY)
             return False
         set_mtime = getattr(path_io, "set_mtime", None)
         if set_mtime is None:

@@ -19,7 +19,7 @@ from gateway.users.model import Permission, User
 
 logger = logging.getLogger("gateway.users.database")
 
-__all__ = ("DatabaseUser", "Account", "account_from_rows")
+__all__ = ("DatabaseUser", "Account", "POLICY_FIELDS", "account_from_rows")
 
 
 class DatabaseUser(User):
@@ -52,6 +52,8 @@ class Account:
     user: DatabaseUser
     password_hash: str | None
     enabled: bool
+    #: False when the row's storage policy cannot be read: never logs in
+    usable: bool = True
 
     @property
     def id(self) -> int:
@@ -78,6 +80,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
     cache refreshes of an unchanged account.
     """
     rules = tuple(sorted((p.path, bool(p.readable), bool(p.writable)) for p in permission_rows))
+    policy = _policy(row)
     signature = (
         row.login,
         row.home_path,
@@ -89,6 +92,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         row.read_speed_limit_per_connection,
         row.write_speed_limit_per_connection,
         rules,
+        tuple(sorted(policy.items())),
     )
     if (
         previous is not None
@@ -96,9 +100,55 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         and previous.user.signature == signature
     ):
         previous.password_hash = row.password_hash
-        previous.enabled = bool(row.enabled)
+        previous.enabled = bool(row.enabled) and previous.usable
         return previous
-    user = DatabaseUser(
+    usable = True
+    try:
+        user = _user(row, rules, policy)
+    except ValueError as exc:
+        # a value written around `gateway users` (by hand, in SQL): ignoring a bad
+        # network or pattern would widen what the account may do, so it may not log in
+        logger.error("account %r refused: its storage policy is not valid: %s", row.login, exc)
+        user = _user(row, rules, {})
+        usable = False
+    user.account_id = row.id
+    user.signature = signature
+    return Account(
+        user=user,
+        password_hash=row.password_hash,
+        enabled=bool(row.enabled) and usable,
+        usable=usable,
+    )
+
+
+#: the storage policy's columns, named as the ``User`` keyword arguments they become
+#: (what ``gateway users set`` changes)
+POLICY_FIELDS = (
+    "allow_from",
+    "deny_from",
+    "allow_names",
+    "deny_names",
+    "hide_denied",
+    "names_case_sensitive",
+    "max_file_size",
+)
+
+
+def _policy(row: Any) -> dict[str, Any]:
+    """The row's storage policy: lists as tuples (hashable, for the signature)."""
+    policy: dict[str, Any] = {}
+    for name in POLICY_FIELDS:
+        value = getattr(row, name, None)
+        if isinstance(value, list):
+            value = tuple(value)
+        elif name in ("hide_denied", "names_case_sensitive"):
+            value = bool(value)
+        policy[name] = value
+    return policy
+
+
+def _user(row: Any, rules: tuple[tuple[str, bool, bool], ...], policy: dict[str, Any]) -> DatabaseUser:
+    return DatabaseUser(
         row.login,
         None,
         base_path=row.storage_root,
@@ -110,10 +160,8 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         write_speed_limit=row.write_speed_limit,
         read_speed_limit_per_connection=row.read_speed_limit_per_connection,
         write_speed_limit_per_connection=row.write_speed_limit_per_connection,
+        **policy,
     )
-    user.account_id = row.id
-    user.signature = signature
-    return Account(user=user, password_hash=row.password_hash, enabled=bool(row.enabled))
 
 
 def _permissions(rules: tuple[tuple[str, bool, bool], ...]) -> list[Permission]:

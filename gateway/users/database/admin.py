@@ -18,12 +18,16 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.users.database.accounts import POLICY_FIELDS
 from gateway.users.database.errors import AccountError
 from gateway.users.database.models import PermissionRow, SessionRow, UserRow
 
 __all__ = (
     "AccountInfo",
     "LIMIT_FIELDS",
+    "POLICY_FIELDS",
+    "parse_policy",
+    "set_policy",
     "add_user",
     "delete_user",
     "get_account",
@@ -69,6 +73,8 @@ class AccountInfo:
     limits: dict[str, int | None]
     encoding: str | None = None
     permissions: list[tuple[str, bool, bool]] = field(default_factory=list)
+    #: the storage policy: networks, name patterns, hiding, largest file
+    policy: dict[str, Any] = field(default_factory=dict)
     sessions: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -141,6 +147,62 @@ def parse_limit(name: str, text: str | int | None) -> int | None:
     return value
 
 
+_LIST_FIELDS = ("allow_from", "deny_from", "allow_names", "deny_names")
+_FLAG_FIELDS = ("hide_denied", "names_case_sensitive")
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]
+
+
+def parse_policy(changes: dict[str, Any]) -> dict[str, Any]:
+    """Column values for storage policy changes, each checked.
+
+    Lists (networks, patterns) replace the stored list; an empty list clears it (NULL).
+    Networks are stored normalized (``10.0.0.0/8``; ``::ffff:10.0.0.0/104`` as the IPv4
+    network); ``max_file_size`` takes what limits take (``100m``, ``none``).
+
+    :raises AccountError: naming the bad value
+    """
+    from gateway.users.addresses import parse_networks
+    from gateway.users.filerules import validate_pattern
+
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in POLICY_FIELDS:
+            raise AccountError(f"unknown setting {name!r}")
+        try:
+            if name in ("allow_from", "deny_from"):
+                items = [item for text in _as_list(value) for item in text.replace(",", " ").split()]
+                if [item.lower() for item in items] == ["none"]:
+                    items = []  # "none" clears the list, as for limits
+                networks = [str(network) for network in parse_networks(items)]
+                values[name] = networks or None
+            elif name in ("allow_names", "deny_names"):
+                patterns: list[str] = []
+                for pattern in _as_list(value):
+                    if pattern == "":
+                        continue  # "" alone clears the list
+                    if validate_pattern(pattern) not in patterns:
+                        patterns.append(pattern)
+                values[name] = patterns or None
+            elif name in _FLAG_FIELDS:
+                if not isinstance(value, bool):
+                    raise AccountError(f"bad {name.replace('_', ' ')} {value!r}: true or false")
+                values[name] = value
+            else:
+                values[name] = parse_limit(name, value)
+        except ValueError as exc:
+            if isinstance(exc, AccountError):
+                raise
+            raise AccountError(str(exc)) from None
+    return values
+
+
 async def _user_id(connection: AsyncConnection, login: str) -> int:
     found = (await connection.execute(select(users.c.id).where(users.c.login == login))).first()
     if found is None:
@@ -159,8 +221,10 @@ async def add_user(
     permissions_: list[tuple[str, bool, bool]] | None = None,
     limits: dict[str, int | None] | None = None,
     encoding: str | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> None:
-    """Create an account; ``permissions_`` defaults to read/write on ``/``."""
+    """Create an account; ``permissions_`` defaults to read/write on ``/``; ``policy``
+    holds storage policy settings (:func:`parse_policy`)."""
     validate_login(login)
     storage_root = validate_root(storage_root)
     encoding = validate_encoding(encoding)
@@ -172,6 +236,7 @@ async def add_user(
         if name not in LIMIT_FIELDS:
             raise AccountError(f"unknown limit {name!r}")
         values[name] = parse_limit(name, value)
+    values.update(parse_policy(policy or {}))
     now = time.time()
     try:
         async with engine.begin() as connection:
@@ -283,6 +348,17 @@ async def set_limits(engine: AsyncEngine, login: str, changes: dict[str, Any]) -
             )
 
 
+async def set_policy(engine: AsyncEngine, login: str, changes: dict[str, Any]) -> None:
+    """Change some of the account's storage policy (:func:`parse_policy`)."""
+    values = parse_policy(changes)
+    async with engine.begin() as connection:
+        user_id = await _user_id(connection, login)
+        if values:
+            await connection.execute(
+                update(users).where(users.c.id == user_id).values(updated_at=time.time(), **values)
+            )
+
+
 async def set_home(engine: AsyncEngine, login: str, *, home_path: str | None = None,
                    storage_root: str | None = None, encoding: str | None = None) -> None:
     """Change where an account lives; ``encoding`` "" goes back to the listener's."""
@@ -311,10 +387,23 @@ def _info(row: Any, rules: list[tuple[str, bool, bool]], count: int) -> AccountI
         encoding=row.encoding,
         limits={name: getattr(row, name) for name in LIMIT_FIELDS},
         permissions=rules,
+        policy=_policy_info(row),
         sessions=count,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _policy_info(row: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for name in POLICY_FIELDS:
+        value = getattr(row, name, None)
+        if name in _LIST_FIELDS:
+            value = list(value or [])
+        elif name in _FLAG_FIELDS:
+            value = bool(value)
+        info[name] = value
+    return info
 
 
 async def get_account(engine: AsyncEngine, login: str) -> AccountInfo:

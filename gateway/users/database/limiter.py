@@ -303,6 +303,18 @@ class Attempt:
             return self._limiter._failure(self.network, self.login, self._shared)
         return 0.0
 
+    def not_counted(self) -> float:
+        """Right password, but the login is refused for another reason (the client's
+        address is not allowed for the account): not a guess, so nothing is counted,
+        and nothing is forgotten either (it is no success).  Returns the delay a failure
+        would have earned now, for the reply to wait as long as a wrong password's: the
+        timing must not tell a right password from a wrong one."""
+        if not self._settle():
+            return 0.0
+        if self._shared is not None and self._limiter.shared is not None:
+            self._limiter.shared.release(self._shared_keys, cleared=False)
+        return self._limiter._failure_delay(self.network, self._shared)
+
     def abandoned(self) -> None:
         """The password was never judged (accounts unreachable, too busy): not counted."""
         if self._settle() and self._shared is not None and self._limiter.shared is not None:
@@ -471,6 +483,19 @@ class LoginLimiter:
                 logger.warning("password logins of %r locked%s for %.0f s after %d failed "
                                "logins", key, where, duration, limit)
         return delay
+
+    def _failure_delay(self, network: str, shared: dict[str, SharedCount] | None) -> float:
+        """The delay :meth:`_failure` would answer with for one more failure of
+        ``network``, without counting it."""
+        settings = self.settings
+        count = shared.get("network") if shared is not None else None
+        if count is not None:
+            failures = count.failures
+        else:
+            record = self._networks.get(network, self.clock())
+            failures = (record.failures if record is not None else 0) + 1
+        return min(settings.base_delay * settings.factor ** (max(failures, 1) - 1),
+                   settings.max_delay)
 
     def _success(self, network: str, login: str | None) -> None:
         now = self.clock()

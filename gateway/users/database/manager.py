@@ -211,6 +211,10 @@ class DatabaseUserManager(AbstractUserManager):
             raise LoginRefused(refusal)
         return True
 
+    async def login_refused(self, user: User) -> None:
+        """The slot ``authenticate`` took for a login the server then refused: given back."""
+        await self.notify_logout(user)
+
     async def notify_logout(self, user: User) -> None:
         """Give back the session's slot; if the database is down, the heartbeat retries."""
         if not isinstance(user, DatabaseUser):

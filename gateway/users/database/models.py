@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -73,6 +74,20 @@ class UserRow(Base):
     write_speed_limit_per_connection: Mapped[int | None] = mapped_column(
         BigInteger, nullable=True
     )
+    #: client networks (CIDR strings) the account may log in from; NULL: any
+    allow_from: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: client networks it may not log in from (they win over allow_from); NULL: none
+    deny_from: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: file name patterns new files must match; NULL: any name
+    allow_names: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: file name patterns nothing may be created under; NULL: none
+    deny_names: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: denied names are also hidden from listings and unreachable
+    hide_denied: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: patterns match with regard to case
+    names_case_sensitive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: bytes an upload may make a file at most; NULL: no limit
+    max_file_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
 

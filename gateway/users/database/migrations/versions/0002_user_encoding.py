@@ -24,6 +24,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # batch mode: SQLite drops a column by rebuilding the table
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("encoding")
+    # ALTER TABLE ... DROP COLUMN natively (SQLite 3.35 and later), not a batch rebuild:
+    # rebuilding drops the old users table, and with foreign keys on that deletes every
+    # permission and session row through ON DELETE CASCADE
+    if op.get_bind().dialect.name == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise RuntimeError(
+                f"downgrading below 0002 on SQLite needs SQLite 3.35 or later (this Python "
+                f"has {sqlite3.sqlite_version}): rebuilding the users table instead would "
+                "delete every permission through its foreign keys"
+            )
+    op.drop_column("users", "encoding")
