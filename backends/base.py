@@ -16,10 +16,11 @@ import functools
 import inspect
 import io
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import PurePath
 from typing import Any, Generic, TypeVar, cast
 
+from .checksums import Stored
 from .errors import PathIOError, PathIsNotAbsolute
 
 __all__ = (
@@ -31,6 +32,7 @@ __all__ = (
     "HandleMethods",
     "PathIONursery",
     "check_handle",
+    "moves_bytes_as",
     "universal_exception",
     "with_timeout",
 )
@@ -262,6 +264,13 @@ class AsyncPathIOContext:
     async def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return await self.pathio.seek(self.file, offset, whence)
 
+    async def keep_checksums(self, values: Mapping[str, str]) -> None:
+        """Hand storage the checksums of every byte of this file (see
+        ``AbstractPathIO.keep_checksums``); a no-op where it keeps none."""
+        keep = getattr(self.pathio, "keep_checksums", None)  # duck-typed path-ios lack it
+        if keep is not None and self.file is not None and not self._finished:
+            await keep(self.file, values)
+
     async def close(self) -> None:
         """Commit: the written data becomes the file's content."""
         if self._finished or self.file is None:
@@ -278,6 +287,22 @@ class AsyncPathIOContext:
 
     def iter_by_block(self, count: int = DEFAULT_BLOCK_SIZE) -> _BlockIterator:
         return _BlockIterator(self.read, count)
+
+
+#: The methods that decide which bytes a file holds and which a download returns.
+_BYTE_METHODS = ("_open", "read", "write", "seek", "close")
+
+
+def moves_bytes_as(pathio: Any, owner: type) -> bool:
+    """Whether ``pathio`` reads and writes bytes exactly as ``owner`` does.
+
+    Checksums are kept only by a backend class whose bytes go to storage unchanged:
+    a subclass that overrides a write or a read (to compress, encrypt, transform)
+    would make a checksum of the bytes sent disagree with the bytes a download
+    returns, so such a subclass neither keeps nor answers any.
+    """
+    kind = type(pathio)
+    return all(_defined_by(kind, name) is _defined_by(owner, name) for name in _BYTE_METHODS)
 
 
 def _defined_by(kind: type, name: str) -> type | None:
@@ -386,6 +411,25 @@ class AbstractPathIO(abc.ABC, Generic[PathType]):
     async def lstat_is_symlink(self, path: PathType) -> bool:
         """Whether ``path`` itself is a symlink (False where the store has none)."""
         return False
+
+    async def stored_checksums(self, path: PathType) -> Stored | None:
+        """The checksums kept with the file at ``path`` that are valid for its content
+        now (maybe none) and its size, learned without reading its bytes; None when
+        the store cannot tell (the default: it keeps none).  A missing file raises
+        ``FileNotFoundError``, a directory ``IsADirectoryError``.
+        """
+        return None
+
+    async def keep_checksums(self, file: Any, values: Mapping[str, str]) -> None:
+        """Keep ``values`` (algorithm key -> hex digest, see ``backends.checksums``),
+        computed from every byte of the handle ``file``, with the file.
+
+        A handle opened "wb"/"xb": they become the file's checksums when it is
+        committed, and go with it if it is rolled back.  A handle opened "rb" and read
+        to its end: they are kept now, unless the file changed since it was opened.
+        Anything else is ignored.  A store that keeps no checksums (the default)
+        ignores them all; whatever changes a file's bytes must drop what it kept.
+        """
 
 
 class PathIONursery:

@@ -16,19 +16,22 @@ import os
 import secrets
 import stat as stat_module
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from . import localsums
 from .base import (
     AbstractAsyncLister,
     AbstractPathIO,
     AsyncLister,
     check_handle,
+    moves_bytes_as,
     universal_exception,
     with_timeout,
 )
+from .checksums import Stored
 from .undo import UndoHeader, host_identity, iter_records, record, try_lock, write_all
 
 __all__ = ("AsyncPathIO", "DurablePathIO", "PathIO", "partial_name")
@@ -132,6 +135,10 @@ class _LocalFile:
     Temporaries are ``flock``-ed while in use, so start-up recovery can tell a live
     upload from an abandoned one.
 
+    Checksums (``backends.localsums``): a new file's are attached to the temporary
+    just before it is renamed into place; an in-place write removes the file's before
+    its first byte changes.
+
     A lock serialises the operations: with ``AsyncPathIO`` a cancelled write may
     still be running in its thread when the rollback starts.
     """
@@ -153,6 +160,8 @@ class _LocalFile:
         "_undo_path",
         "_undo_start",
         "_saved",
+        "_checksums",
+        "_opened",
     )
 
     def __init__(self, path: Path, mode: str, durable: bool = False) -> None:
@@ -173,6 +182,8 @@ class _LocalFile:
         self._undo_start = 0  # where its records start
         self._saved: list[tuple[int, int]] = []  # ranges below _size already saved
         self._exclusive = kind == "x"
+        self._checksums: dict[str, str] | None = None  # to attach at commit
+        self._opened: tuple[int, int] | None = None  # a reader's (size, mtime) at open
         if kind in ("w", "x"):
             self._open_partial(path, plus)
             return
@@ -180,10 +191,12 @@ class _LocalFile:
             # the journal goes beside the file itself, naming it, as recovery expects
             self.target = path = Path(os.path.realpath(path))
         self.file = open(path, mode)
+        st = os.fstat(self.file.fileno())
         if self._in_place:
-            self._size = os.fstat(self.file.fileno()).st_size
+            self._size = st.st_size
         else:
             self.raw_file = self.file
+            self._opened = (st.st_size, st.st_mtime_ns)
 
     def _open_partial(self, path: Path, plus: bool) -> None:
         target = os.fspath(path)
@@ -229,8 +242,26 @@ class _LocalFile:
                     self._save_old(self.file.tell(), len(data))
             self.file.write(data)
 
+    def keep_checksums(self, values: dict[str, str]) -> None:
+        """A new file's checksums, attached at commit; a reader's, attached now if the
+        file was read to its end and has not changed since it was opened."""
+        with self._lock:
+            if self.partial is not None:
+                self._checksums = dict(values)
+                return
+            if self._opened is None or self.file.closed:
+                return
+            st = os.fstat(self.file.fileno())
+            if (st.st_size, st.st_mtime_ns) == self._opened and self.file.tell() >= st.st_size:
+                try:
+                    localsums.keep(self.file.fileno(), values)
+                except OSError:
+                    pass  # a cache, not the file: answered by reading it next time
+
     def _open_undo(self) -> None:
-        """Create the journal and write its header before any byte of the file changes."""
+        """Create the journal and write its header before any byte of the file changes
+        (and drop the checksums kept for the bytes about to change)."""
+        localsums.drop(self.file.fileno())
         directory, name = os.path.split(os.fspath(self.target))
         path = os.path.join(directory, partial_name(name, _UNDO_MARK))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -281,6 +312,8 @@ class _LocalFile:
                 self._drop_undo()
                 return
             try:
+                if self._checksums is not None:
+                    self._attach_checksums()
                 if self.durable:
                     # the bytes reach the disk before the name does: after a power
                     # loss the target is the old file or the whole new one
@@ -294,6 +327,7 @@ class _LocalFile:
                 if self._exclusive:
                     _link_into_place(self.partial, self.target)
                 else:
+                    localsums.forget(self.target)
                     os.replace(self.partial, self.target)
             except BaseException:
                 self._discard_partial()
@@ -301,6 +335,15 @@ class _LocalFile:
             self.partial = None
             if self.durable:
                 _fsync_directory(self.target.parent)
+
+    def _attach_checksums(self) -> None:
+        checksums, self._checksums = self._checksums, None
+        assert checksums is not None
+        self.file.flush()  # the stamp is taken from the file as it will be renamed
+        try:
+            localsums.keep(self.file.fileno(), checksums, merge=False)
+        except OSError:
+            pass  # kept nowhere: answered by reading the file when asked
 
     def rollback(self) -> None:
         with self._lock:
@@ -383,6 +426,16 @@ def _mkdir(path: Path, parents: bool, exist_ok: bool) -> None:
     Path(path).mkdir(parents=parents, exist_ok=exist_ok)
 
 
+def _unlink(path: Path) -> None:
+    localsums.forget(path)
+    os.unlink(path)
+
+
+def _replace(source: Path, destination: Path) -> None:
+    localsums.forget(destination)
+    os.replace(source, destination)
+
+
 def _lstat_is_symlink(path: Path) -> bool:
     return os.path.islink(path)
 
@@ -458,7 +511,7 @@ class PathIO(AbstractPathIO[Path]):
     @universal_exception
     async def unlink(self, path: Path) -> None:
         _refuse_internal(path)
-        os.unlink(path)
+        _unlink(path)
 
     @universal_exception
     def list(self, path: Path) -> AbstractAsyncLister:
@@ -520,7 +573,7 @@ class PathIO(AbstractPathIO[Path]):
     async def rename(self, source: Path, destination: Path) -> None:
         _refuse_internal(source)
         _refuse_internal(destination)
-        os.replace(source, destination)
+        _replace(source, destination)
 
     @universal_exception
     async def realpath(self, path: Path) -> Path:
@@ -542,7 +595,22 @@ class PathIO(AbstractPathIO[Path]):
 
     @universal_exception
     async def set_mtime(self, path: Path, mtime: float) -> None:
-        os.utime(path, (os.stat(path).st_atime, mtime))
+        localsums.restamp(path, mtime)  # the checksums stay valid: the bytes did not change
+
+    # Checksums (``backends.localsums``): an extended attribute, checked against the
+    # file's size and modification time.
+    @universal_exception
+    async def stored_checksums(self, path: Path) -> Stored | None:
+        if not moves_bytes_as(self, PathIO):
+            return None
+        _refuse_internal(path)
+        return localsums.read_stored(path)
+
+    @universal_exception
+    async def keep_checksums(self, file: _LocalFile, values: Mapping[str, str]) -> None:
+        check_handle(file)
+        if moves_bytes_as(self, PathIO):
+            file.keep_checksums(dict(values))
 
 
 class DurablePathIO(PathIO):
@@ -609,7 +677,7 @@ class AsyncPathIO(AbstractPathIO[Path]):
     @with_timeout
     async def unlink(self, path: Path) -> None:
         _refuse_internal(path)
-        await self._run(os.unlink, path)
+        await self._run(_unlink, path)
 
     @universal_exception
     def list(self, path: Path) -> AbstractAsyncLister:
@@ -683,7 +751,7 @@ class AsyncPathIO(AbstractPathIO[Path]):
     async def rename(self, source: Path, destination: Path) -> None:
         _refuse_internal(source)
         _refuse_internal(destination)
-        await self._run(os.replace, source, destination)
+        await self._run(_replace, source, destination)
 
     @universal_exception
     @with_timeout
@@ -694,3 +762,18 @@ class AsyncPathIO(AbstractPathIO[Path]):
     @with_timeout
     async def lstat_is_symlink(self, path: Path) -> bool:
         return await self._run(_lstat_is_symlink, path)
+
+    @universal_exception
+    @with_timeout
+    async def stored_checksums(self, path: Path) -> Stored | None:
+        if not moves_bytes_as(self, AsyncPathIO):
+            return None
+        _refuse_internal(path)
+        return await self._run(localsums.read_stored, path)
+
+    @universal_exception
+    @with_timeout
+    async def keep_checksums(self, file: _LocalFile, values: Mapping[str, str]) -> None:
+        check_handle(file)
+        if moves_bytes_as(self, AsyncPathIO):
+            await self._run(file.keep_checksums, dict(values))

@@ -5,6 +5,9 @@ Every operation completes without yielding to the loop, so each one is atomic
 with respect to other sessions.  A file's content is never changed in place:
 writers work on a private buffer that replaces the content on commit, so a reader
 keeps a consistent snapshot and an aborted write changes nothing.
+
+A file's checksums live on its node, next to its content, and are replaced whenever
+the content is: an upload's come with it, any other write drops them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 import os
 import stat as stat_module
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
@@ -24,8 +27,10 @@ from .base import (
     AbstractPathIO,
     AsyncLister,
     check_handle,
+    moves_bytes_as,
     universal_exception,
 )
+from .checksums import Stored, clean_values
 from .paths import absolute_parts, seek_target
 
 __all__ = ("MemoryPathIO", "MemoryStat")
@@ -56,11 +61,13 @@ class _Node:
 
 
 class _File(_Node):
-    __slots__ = ("data",)
+    __slots__ = ("data", "checksums")
 
     def __init__(self, data: bytearray | None = None) -> None:
         super().__init__()
         self.data = bytearray() if data is None else data
+        #: checksums of exactly ``data`` (replaced with it)
+        self.checksums: dict[str, str] = {}
 
 
 class _Dir(_Node):
@@ -88,6 +95,8 @@ class _MemoryFile:
         "owned",
         "size",
         "exclusive",
+        "node",
+        "checksums",
     )
 
     def __init__(
@@ -104,6 +113,10 @@ class _MemoryFile:
         self.size = len(data)
         #: opened "xb": the close refuses a name that exists by then
         self.exclusive = False
+        #: the node a reader reads (its checksums may be kept once read through)
+        self.node: _File | None = None
+        #: a new file's checksums, given to its node at commit
+        self.checksums: dict[str, str] = {}
 
     def read(self, block_size: int) -> bytes:
         start = self.position
@@ -349,9 +362,11 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
                 raise _os_error(errno.EISDIR, path, IsADirectoryError)
             assert isinstance(node, _File)
             plus = "+" in chars
-            return _MemoryFile(
+            handle = _MemoryFile(
                 PurePosixPath(path), node.data, writable=plus, append=False, in_place=plus
             )
+            handle.node = node
+            return handle
         if not self._parts(path)[1]:
             raise _os_error(errno.EISDIR, path, IsADirectoryError)
         parent, name, path = self._parent(path)
@@ -405,9 +420,34 @@ class MemoryPathIO(AbstractPathIO[PurePosixPath]):
             node.data = file.data
             node.touch()
         else:
-            parent.children[name] = _File(file.data)
+            node = parent.children[name] = _File(file.data)
             parent.touch()
+        node.checksums = file.checksums  # new content: its own checksums, or none
         file.writable = False
+
+    @universal_exception
+    async def stored_checksums(self, path: PurePosixPath) -> Stored | None:
+        if not moves_bytes_as(self, MemoryPathIO):
+            return None
+        node = self._get(path)
+        if isinstance(node, _Dir):
+            raise _os_error(errno.EISDIR, path, IsADirectoryError)
+        assert isinstance(node, _File)
+        return Stored(len(node.data), dict(node.checksums))
+
+    @universal_exception
+    async def keep_checksums(self, file: _MemoryFile, values: Mapping[str, str]) -> None:
+        check_handle(file)
+        if not moves_bytes_as(self, MemoryPathIO):
+            return
+        clean = clean_values(values)
+        if file.writable:
+            if not (file.in_place or file.append):  # "wb"/"xb": the whole new content
+                file.checksums = clean
+        elif file.node is not None and file.node.data is file.data:
+            # read through a snapshot that is still the file's content
+            if file.position >= len(file.data):
+                file.node.checksums = {**file.node.checksums, **clean}
 
     @universal_exception
     async def abort(self, file: _MemoryFile) -> None:

@@ -175,12 +175,12 @@ class MetaCache:
         if len(self._big) > self.max_snapshots:
             self._big.pop(next(iter(self._big)))
 
-    def wrote(self, path: PurePosixPath, size: int | None) -> None:
-        """We stored a file: it exists with this size (None: not known), its parents
-        are directories."""
+    def wrote(self, path: PurePosixPath, size: int | None, etag: str | None = None) -> None:
+        """We stored a file: it exists with this size (None: not known) and ETag (when
+        the endpoint said it), its parents are directories."""
         if not self.enabled:
             return
-        self.put(path, Known(False, size=size))
+        self.put(path, Known(False, size=size, etag=etag))
         self._parents_exist(path)
 
     def made_dir(self, path: PurePosixPath, *, empty: bool = True) -> None:

@@ -23,9 +23,12 @@ from ..base import (
     AsyncLister,
     HandleMethods,
     PathIONursery,
+    check_handle,
+    moves_bytes_as,
     universal_exception,
     with_timeout,
 )
+from ..checksums import Stored
 from . import keys
 from .client import MAX_PART_SIZE, S3Settings
 from .errors import translated
@@ -33,7 +36,7 @@ from .keys import Location
 from .listing import Entry, iter_buckets, iter_children, iter_pages, page_entries, timestamp
 from .metacache import UNKNOWN, Known, MetaCache
 from .reader import S3Reader
-from .store import MAX_COPY_PART, ObjectInfo, S3Store, copy_ranges
+from .store import MAX_COPY_PART, ObjectInfo, S3Store, copy_ranges, metadata_checksums
 from .writer import S3Writer
 
 __all__ = ("S3Factory", "S3PathIO", "S3Stat")
@@ -169,6 +172,7 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             int(response.get("ContentLength", 0)),
             response.get("ETag"),
             timestamp(response.get("LastModified")),
+            response.get("Metadata"),
         )
 
     async def _known(self, path: PurePosixPath, *, recheck_missing: bool = False) -> Known | None:
@@ -525,10 +529,12 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             else:
                 info = ObjectInfo(known.size, None, 0.0)
             try:
-                await self._copy_object(src, dst, info, source)
+                copied = await self._copy_object(src, dst, info, source)
             except FileNotFoundError:
                 self._cache.put(source, None)  # removed by another writer meanwhile
                 raise
+            self._store.copied((src.bucket, src.key, info.etag or known.etag),
+                               (dst.bucket, dst.key, copied))
             client = await self._store.client()
             with translated(source):
                 await client.delete_object(Bucket=src.bucket, Key=src.key)
@@ -552,8 +558,9 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
         self._cache.made_dir(destination, empty=False)
 
     async def _copy_object(self, src: Location, dst: Location, info: ObjectInfo,
-                           where: object) -> None:
-        """Server-side copy; a multipart copy above what one CopyObject may copy."""
+                           where: object) -> str | None:
+        """Server-side copy (user metadata, and so checksums, included); a multipart
+        copy above what one CopyObject may copy.  The copy's ETag."""
         client = await self._store.client()
         source = {"Bucket": src.bucket, "Key": src.key}
         if info.size <= MAX_COPY_PART:
@@ -561,14 +568,18 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             if info.etag:
                 request["CopySourceIfMatch"] = info.etag
             with translated(where):
-                await client.copy_object(**request)
-            return
-        await self._multipart_copy(client, source, dst, info, where)
+                response = await client.copy_object(**request)
+            etag: str | None = (response.get("CopyObjectResult") or {}).get("ETag")
+            return etag
+        return await self._multipart_copy(client, source, dst, info, where)
 
     async def _multipart_copy(self, client: Any, source: dict[str, str], dst: Location,
-                              info: ObjectInfo, where: object) -> None:
+                              info: ObjectInfo, where: object) -> str | None:
+        create: dict[str, Any] = {"Bucket": dst.bucket, "Key": dst.key}
+        if info.metadata:
+            create["Metadata"] = dict(info.metadata)  # what a CopyObject would carry
         with translated(where):
-            upload = await client.create_multipart_upload(Bucket=dst.bucket, Key=dst.key)
+            upload = await client.create_multipart_upload(**create)
         upload_id = upload["UploadId"]
         limit = asyncio.Semaphore(self._store.settings.copy_concurrency)
 
@@ -597,13 +608,15 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                 *(copy(number, first, last) for number, (first, last) in enumerate(ranges, 1))
             )
             with translated(where):
-                await client.complete_multipart_upload(
+                response = await client.complete_multipart_upload(
                     Bucket=dst.bucket, Key=dst.key, UploadId=upload_id,
                     MultipartUpload={"Parts": list(parts)},
                 )
         except BaseException:
             await asyncio.shield(self._store.spawn(abort()))
             raise
+        etag: str | None = response.get("ETag")
+        return etag
 
     async def _move_tree(self, src: Location, dst: Location, where: object) -> None:
         """Copy every key below ``src`` to ``dst``, then delete the originals.
@@ -627,7 +640,13 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
                     with translated(where):
                         await client.put_object(Bucket=dst.bucket, Key=target.key, Body=b"")
                 else:
-                    await self._copy_object(Location(src.bucket, key), target, info, where)
+                    if info.size > MAX_COPY_PART:
+                        # a multipart copy carries the user metadata only when told it
+                        head = await self._head(Location(src.bucket, key), key, where)
+                        if head is not None:
+                            info = head
+                    copied = await self._copy_object(Location(src.bucket, key), target, info, where)
+                    self._store.copied((src.bucket, key, info.etag), (dst.bucket, target.key, copied))
 
         async for page in iter_pages(
             client, src.bucket, src.prefix, delimiter=None,
@@ -663,6 +682,42 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             if len(marker) > len(src.prefix) or marker == src.marker:
                 with translated(where):
                     await client.delete_object(Bucket=src.bucket, Key=marker)
+
+    # -- checksums ---------------------------------------------------------------------------
+
+    @universal_exception
+    @with_timeout
+    async def stored_checksums(self, path: PurePosixPath) -> Stored | None:
+        """One HeadObject: the checksums in the object's metadata, or those this process
+        remembers for its ETag (see ``store``)."""
+        if not moves_bytes_as(self, S3PathIO):
+            return None
+        location, path = self._locate(path)
+        if self._always_dir(path) or not location.key:
+            raise _os_error(errno.EISDIR, path, IsADirectoryError)
+        info = await self._head(location, location.key, path)
+        if info is None:
+            known = await self._probe(location, path)
+            if known is not None and known.is_dir:
+                raise _os_error(errno.EISDIR, path, IsADirectoryError)
+            raise _os_error(errno.ENOENT, path, FileNotFoundError)
+        values = {
+            **self._store.remembered(location.bucket, location.key, info.etag),
+            **metadata_checksums(info.metadata),
+        }
+        return Stored(info.size, values)
+
+    @universal_exception
+    async def keep_checksums(self, file: Any, values: Mapping[str, str]) -> None:
+        check_handle(file)
+        if not moves_bytes_as(self, S3PathIO):
+            return
+        if isinstance(file, S3Writer):
+            if file.mode == "w":
+                file.checksums = dict(values)
+        elif isinstance(file, S3Reader) and file.position >= file.size:
+            # the reader pinned the ETag it read: the values are those bytes'
+            self._store.remember(file.bucket, file.key, file.etag, values)
 
     # -- files -----------------------------------------------------------------------------
 

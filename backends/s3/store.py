@@ -5,6 +5,13 @@ opens; :class:`ObjectInfo` is what the path-io learns about an object and the wr
 builds on; :func:`copy_ranges` splits a server-side copy into valid parts for both
 (renaming a large object, keeping the old bytes in front of an append).  Kept apart
 so that ``pathio`` imports ``writer`` and neither imports the other back.
+
+Checksums: an object written in one PutObject carries its upload's checksums as user
+metadata (``x-amz-meta-gateway-sha256``...), part of the object itself, so they can
+never describe other bytes and a copy (rename) keeps them.  A multipart upload's
+metadata is fixed by CreateMultipartUpload, before any byte is known, so its
+checksums (and those computed later by reading an object) are remembered by this
+process for the object's ETag, which changes whenever its content does.
 """
 
 from __future__ import annotations
@@ -12,20 +19,49 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from ..checksums import ChecksumMemo, clean_values
 from .client import MAX_PART_SIZE, S3Settings, SharedClient, acquire_client, release_client
 from .metacache import MetaCache
 
-__all__ = ("MAX_COPY_PART", "ObjectInfo", "S3Store", "copy_ranges")
+__all__ = (
+    "CHECKSUMS",
+    "MAX_COPY_PART",
+    "ObjectInfo",
+    "S3Store",
+    "checksum_metadata",
+    "copy_ranges",
+    "metadata_checksums",
+)
 
 logger = logging.getLogger("backends.s3")
 
 #: Largest range one UploadPartCopy may copy.
 MAX_COPY_PART = MAX_PART_SIZE
+#: Checksums known for objects by (endpoint, bucket, key, ETag), in this process.
+CHECKSUMS = ChecksumMemo()
+#: User metadata keys carrying checksums: ``gateway-<algorithm>``.
+_METADATA_PREFIX = "gateway-"
+
+
+def checksum_metadata(values: Mapping[str, str]) -> dict[str, str]:
+    """User metadata for an object's checksums."""
+    return {_METADATA_PREFIX + key: value for key, value in clean_values(values).items()}
+
+
+def metadata_checksums(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The checksums an object's user metadata carries (keys come back lowercased)."""
+    if not metadata:
+        return {}
+    prefix = _METADATA_PREFIX
+    return clean_values({
+        key.lower()[len(prefix):]: value
+        for key, value in metadata.items() if key.lower().startswith(prefix)
+    })
 
 
 @dataclass(frozen=True)
@@ -35,6 +71,8 @@ class ObjectInfo:
     size: int
     etag: str | None
     mtime: float
+    #: the object's user metadata, when HeadObject gave it
+    metadata: Mapping[str, str] | None = None
 
 
 def copy_ranges(size: int) -> list[tuple[int, int]]:
@@ -54,6 +92,25 @@ class S3Store:
         #: names learned by every root on this client (see ``metacache``)
         self.metadata: MetaCache = self._shared.metadata
         self._background: set[asyncio.Task[Any]] = set()
+
+    def _checksum_id(self, bucket: str, key: str, etag: str) -> tuple[str | None, str, str, str]:
+        # endpoints quote ETags in some answers and not in others (CopyObjectResult)
+        return (self.settings.endpoint_url, bucket, key, etag.strip().strip('"'))
+
+    def remembered(self, bucket: str, key: str, etag: str | None) -> dict[str, str]:
+        """Checksums this process knows for the object's current content."""
+        return CHECKSUMS.get(self._checksum_id(bucket, key, etag)) if etag else {}
+
+    def remember(self, bucket: str, key: str, etag: str | None, values: Mapping[str, str]) -> None:
+        if etag:
+            CHECKSUMS.add(self._checksum_id(bucket, key, etag), values)
+
+    def copied(self, source: tuple[str, str, str | None], target: tuple[str, str, str | None]) -> None:
+        """An object was copied (renamed): what is known of its content goes along."""
+        (bucket, key, etag), (new_bucket, new_key, new_etag) = source, target
+        if etag and new_etag:
+            CHECKSUMS.move(self._checksum_id(bucket, key, etag),
+                           self._checksum_id(new_bucket, new_key, new_etag))
 
     async def client(self) -> Any:
         if self._shared is None:

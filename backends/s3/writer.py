@@ -14,6 +14,12 @@ caller's cancellation cannot interrupt, so no parts are left behind.
 Appending ("ab", and "r+b" at an offset) keeps the old bytes in front: copied on the
 server side (UploadPartCopy) when there are at least 5 MiB of them, carried in the
 first part otherwise.
+
+A new object's checksums, handed over before commit (``checksums``), go into its
+PutObject as user metadata, or are remembered for the ETag CompleteMultipartUpload
+returns (see ``store``), with what the parts' own checksums give for free: the
+object's CRC-32, combined from theirs (or the MD5 of a single part sent with
+Content-MD5).
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..checksums import crc32_combine
 from ..partbody import PartBody, PartBuffer, send_while_moving
 from ..paths import seek_target
 from .client import MAX_PART_SIZE, MIN_PART_SIZE
 from .errors import REQUEST_ERRORS, ObjectChanged, UnsupportedWrite, translated
 from .keys import path_of
-from .store import ObjectInfo, S3Store, copy_ranges
+from .store import ObjectInfo, S3Store, checksum_metadata, copy_ranges
 
 __all__ = ("WRITE_BUFFERS", "BufferGauge", "S3Writer", "part_size_for")
 
@@ -128,6 +135,13 @@ class S3Writer:
         self._create_started = 0.0
         self._create_uncertain = False
         self._failure: BaseException | None = None
+        #: checksums of every byte of a new object ("w"), kept with it at commit
+        self.checksums: dict[str, str] = {}
+        #: the committed object's ETag, as the endpoint answered it
+        self.etag: str | None = None
+        #: each part's CRC-32 and length (part number -> ...), or the one part's MD5
+        self._part_crcs: dict[int, tuple[int, int]] = {}
+        self._part_md5 = ""
 
     # -- accounting ---------------------------------------------------------------------
 
@@ -236,7 +250,7 @@ class S3Writer:
             # a fresh object ("w", or a new one): its size is known; after an append
             # or a resume only that it exists
             size = self.start + self.written if self.mode == "w" or self.base is None else None
-            self.store.metadata.wrote(path_of(self.bucket, self.key), size)
+            self.store.metadata.wrote(path_of(self.bucket, self.key), size, self.etag)
         except BaseException:
             await self.abort()
             raise
@@ -354,26 +368,46 @@ class S3Writer:
             REQUEST_ERRORS["timeout"] += 1
             raise
 
-    async def _checksum(self, buffer: PartBuffer) -> dict[str, str]:
+    async def _checksum(self, buffer: PartBuffer, number: int = 1) -> dict[str, str]:
         with buffer.view() as body:
-            return await self._checksum_of(body)
+            return await self._checksum_of(body, number)
 
-    async def _checksum_of(self, body: memoryview) -> dict[str, str]:
+    async def _checksum_of(self, body: memoryview, number: int = 1) -> dict[str, str]:
         if self.crc32:
             if len(body) > _THREAD_CHECKSUM:
                 crc = await asyncio.to_thread(zlib.crc32, body)
             else:
                 crc = zlib.crc32(body)
+            self._part_crcs[number] = (crc, len(body))
             return {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode()}
         if len(body) > _THREAD_CHECKSUM:
             digest = await asyncio.to_thread(lambda: hashlib.md5(body).digest())
         else:
             digest = hashlib.md5(body).digest()
+        self._part_md5 = digest.hex()
         return {"ContentMD5": base64.b64encode(digest).decode()}
+
+    def _derived_checksums(self, parts: int) -> dict[str, str]:
+        """What the parts' own checksums (computed and verified anyway) say about the
+        whole of a new object: its CRC-32 (combined), or its MD5 (one part)."""
+        if self.mode != "w" or self.start:
+            return {}
+        if self.crc32:
+            crcs = [self._part_crcs.get(number) for number in range(1, parts + 1)]
+            if not crcs or any(entry is None for entry in crcs):
+                return {}
+            crc = 0
+            for entry in crcs:
+                assert entry is not None
+                crc = crc32_combine(crc, entry[0], entry[1])
+            return {"crc32": f"{crc:08x}"}
+        if parts == 1 and self._part_md5:
+            return {"md5": self._part_md5}
+        return {}
 
     async def _upload_part(self, upload_id: str, number: int, body: PartBuffer) -> None:
         try:
-            checksum = await self._checksum(body)
+            checksum = await self._checksum(body, number)
             client = await self.store.client()
             part_body = body.body()
             with translated(self.where):
@@ -420,11 +454,16 @@ class S3Writer:
         checksum = await self._checksum(body)
         client = await self.store.client()
         part_body = body.body()
+        if self.checksums:
+            self.checksums = {**self._derived_checksums(1), **self.checksums}
+        metadata = checksum_metadata(self.checksums) if self.mode == "w" else {}
+        extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
         with self._refused_if_taken(), translated(self.where):
-            await self._send_body(part_body, client.put_object(
+            response = await self._send_body(part_body, client.put_object(
                 Bucket=self.bucket, Key=self.key, Body=part_body, ContentLength=len(body),
-                **checksum, **self._if_free(),
+                **checksum, **self._if_free(), **extra,
             ))
+        self.etag = response.get("ETag")
 
     async def _complete_shielded(self) -> None:
         """CompleteMultipartUpload, carried to its end even if we are cancelled meanwhile:
@@ -449,11 +488,15 @@ class S3Writer:
         parts = [self._parts[number] for number in sorted(self._parts)]
         client = await self.store.client()
         with self._refused_if_taken(), translated(self.where):
-            await client.complete_multipart_upload(
+            response = await client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=upload_id,
                 MultipartUpload={"Parts": parts}, **self._if_free(),
             )
         _LIVE_UPLOADS.discard(upload_id)
+        self.etag = response.get("ETag")
+        if self.checksums and self.mode == "w":
+            values = {**self._derived_checksums(len(parts)), **self.checksums}
+            self.store.remember(self.bucket, self.key, self.etag, values)
 
     def _if_free(self) -> dict[str, str]:
         return {"IfNoneMatch": "*"} if self.exclusive else {}

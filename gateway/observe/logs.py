@@ -143,12 +143,16 @@ class TransferLogger(ServerEvents):
     def transfer(self, session: Any, record: TransferRecord) -> None:
         seconds = record.seconds
         rate = record.size / seconds / (1 << 20) if seconds > 0 else 0.0
+        fields: dict[str, Any] = {
+            "command": record.command, "path": record.path, "bytes": record.size,
+            "seconds": round(seconds, 6), "status": record.status, "user": record.login,
+        }
+        # an upload's checksums (sha256, crc32...), as stored with the file
+        fields.update(record.checksums)
+        sha256 = f" sha256 {record.sha256}" if record.sha256 else ""
         self.logger.info(
-            "session %s: %s %s %d bytes in %.3f s (%.1f MiB/s) %s",
+            "session %s: %s %s %d bytes in %.3f s (%.1f MiB/s) %s%s",
             session.id, record.command, record.path, record.size, seconds,
-            rate, record.status,
-            extra={"transfer": {
-                "command": record.command, "path": record.path, "bytes": record.size,
-                "seconds": round(seconds, 6), "status": record.status, "user": record.login,
-            }},
+            rate, record.status, sha256,
+            extra={"transfer": fields},
         )

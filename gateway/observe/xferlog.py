@@ -3,7 +3,9 @@ transfer, so existing FTP log tools read it.
 
 Fields: current-time transfer-time remote-host file-size filename transfer-type
 special-action-flag direction access-mode username service-name
-authentication-method authenticated-user-id completion-status.
+authentication-method authenticated-user-id completion-status, then, for a complete
+upload whose checksum was computed as it streamed (``upload_checksums``), one more:
+``sha256:<hex>``.  Tools that read the standard fields by position are unaffected.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def format_xferlog_line(record: TransferRecord) -> str:
     finished = record.finished if record.finished is not None else time.time()
     login = record.login or "anonymous"
     access = "a" if login in _ANONYMOUS else "r"
-    return " ".join((
+    fields = [
         _ctime(finished),
         str(max(round(record.seconds), 0)),
         _field(record.client_host),
@@ -62,7 +64,10 @@ def format_xferlog_line(record: TransferRecord) -> str:
         "0",
         "*",
         "c" if record.status == "complete" else "i",
-    ))
+    ]
+    if record.status == "complete" and record.sha256:
+        fields.append(f"sha256:{record.sha256}")
+    return " ".join(fields)
 
 
 class XferLog(ServerEvents):

@@ -254,6 +254,16 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("REIN", False, "none", None, "REIN"),
     CommandInfo("HOST", False, "required", None, "HOST <sp> hostname", "HOST"),
     CommandInfo("CCC", False, "none", None, "CCC"),
+    # checksums (draft-bryan-ftpext-hash; RANG of draft-bryan-ftp-range for HASH only,
+    # so no "RANG STREAM" in FEAT); legacy commands take [<start> <end>] after the path
+    CommandInfo("HASH", True, "required", "read", "HASH <sp> pathname", "HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32", path="whole"),
+    CommandInfo("RANG", True, "required", None, "RANG <sp> start-point <sp> end-point"),
+    CommandInfo("XCRC", True, "required", "read", "XCRC <sp> pathname [<sp> start <sp> end]", "XCRC filename;start;end", path="whole"),
+    CommandInfo("XMD5", True, "required", "read", "XMD5 <sp> pathname [<sp> start <sp> end]", "XMD5 filename;start;end", path="whole"),
+    CommandInfo("XSHA", True, "required", "read", "XSHA <sp> pathname [<sp> start <sp> end]", path="whole"),
+    CommandInfo("XSHA1", True, "required", "read", "XSHA1 <sp> pathname [<sp> start <sp> end]", "XSHA1 filename;start;end", path="whole"),
+    CommandInfo("XSHA256", True, "required", "read", "XSHA256 <sp> pathname [<sp> start <sp> end]", "XSHA256 filename;start;end", path="whole"),
+    CommandInfo("XSHA512", True, "required", "read", "XSHA512 <sp> pathname [<sp> start <sp> end]", "XSHA512 filename;start;end", path="whole"),
 )
 
 _GLOB_CHARS = frozenset("*?[")

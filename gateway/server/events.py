@@ -25,7 +25,10 @@ class TransferRecord:
 
     ``direction`` is "o" (outgoing: RETR, listings) or "i" (incoming: STOR, APPE,
     STOU), as the xferlog format spells it; ``status`` is "complete", "aborted"
-    (ABOR, client gone) or "failed" (storage error).
+    (ABOR, client gone) or "failed" (storage error).  ``checksums`` (algorithm key ->
+    lowercase hex, e.g. ``{"sha256": ..., "crc32": ...}``) are those of the file a
+    complete upload stored, when it wrote the whole file (not APPE or a resume) with
+    ``upload_checksums`` on; empty otherwise.
     """
 
     command: str
@@ -39,6 +42,12 @@ class TransferRecord:
     finished: float | None = None
     status: str = "running"
     backend: str = ""
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str | None:
+        """The stored file's SHA-256 (hex), when the upload computed it."""
+        return self.checksums.get("sha256")
 
     @property
     def seconds(self) -> float:

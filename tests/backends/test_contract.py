@@ -711,3 +711,92 @@ async def test_exclusive_create_refuses_a_name_taken_meanwhile(backend):
     assert isinstance(cause_of(excinfo), FileExistsError)
     assert await get(pio, root / "taken") == b"first"
     assert await names(pio, root) == {"free", "taken"}  # no temporary left behind
+
+
+# -- checksums kept with files -------------------------------------------------------
+
+#: Backends that keep the checksums they are handed (the others keep none: allowed).
+_KEEPING = ("local", "memory", "s3")
+
+
+def _sums(data: bytes) -> dict[str, str]:
+    import zlib
+
+    return {"sha256": hashlib.sha256(data).hexdigest(), "crc32": f"{zlib.crc32(data):08x}"}
+
+
+async def _stored(pio: Any, path: Any) -> dict[str, str]:
+    """The checksums storage answers for ``path``, each checked against its content:
+    a store may keep none, never a wrong one."""
+    stored = await pio.stored_checksums(path)
+    if stored is None:
+        return {}
+    data = await get(pio, path)
+    assert stored.size == len(data)
+    expected = _sums(data)
+    for key, value in stored.values.items():
+        if key in expected:
+            assert value == expected[key], f"stale {key} for {path}"
+    return dict(stored.values)
+
+
+async def test_checksums_go_with_a_new_file_and_never_go_stale(backend):
+    pio, root = backend
+    keeps = pio.backend_name in _KEEPING
+    data = os.urandom(70_000)
+    async with pio.open(root / "f.bin", "wb") as f:
+        await f.write(data)
+        await f.keep_checksums(_sums(data))
+    kept = await _stored(pio, root / "f.bin")
+    assert kept == (_sums(data) if keeps else {})
+    # an upload that is rolled back changes nothing, its checksums included
+    with pytest.raises(Boom):
+        async with pio.open(root / "f.bin", "wb") as f:
+            await f.write(b"never")
+            await f.keep_checksums(_sums(b"never"))
+            raise Boom
+    assert await _stored(pio, root / "f.bin") == kept
+    # an append changes the bytes: what is answered is the new content's, or nothing
+    async with pio.open(root / "f.bin", "ab") as f:
+        await f.write(b"more")
+    assert await _stored(pio, root / "f.bin") == {}
+    # a new file without checksums replaces the old ones
+    await put(pio, root / "f.bin", data)
+    await pio.rename(root / "f.bin", root / "g.bin")
+    assert await _stored(pio, root / "g.bin") == {}
+    # a rename keeps them
+    async with pio.open(root / "h.bin", "wb") as f:
+        await f.write(b"h" * 1000)
+        await f.keep_checksums(_sums(b"h" * 1000))
+    await pio.mkdir(root / "dir")
+    await pio.rename(root / "h.bin", root / "dir" / "h.bin")
+    assert await _stored(pio, root / "dir" / "h.bin") == (_sums(b"h" * 1000) if keeps else {})
+
+
+async def test_checksums_of_a_file_read_through_are_kept(backend):
+    pio, root = backend
+    keeps = pio.backend_name in _KEEPING
+    data = os.urandom(5000)
+    await put(pio, root / "r.bin", data)
+    assert await _stored(pio, root / "r.bin") == {}
+    async with pio.open(root / "r.bin", "rb") as f:
+        await f.read(100)
+        await f.keep_checksums(_sums(data))  # not read to its end: ignored
+    assert await _stored(pio, root / "r.bin") == {}
+    async with pio.open(root / "r.bin", "rb") as f:
+        while await f.read(1000):
+            pass
+        await f.keep_checksums(_sums(data))
+    assert await _stored(pio, root / "r.bin") == (_sums(data) if keeps else {})
+
+
+async def test_stored_checksums_of_what_is_no_file(backend):
+    pio, root = backend
+    await pio.mkdir(root / "dir")
+    for path, cause in ((root / "missing", FileNotFoundError), (root / "dir", IsADirectoryError)):
+        try:
+            stored = await pio.stored_checksums(path)
+        except PathIOError as exc:
+            assert isinstance(exc.cause, cause), exc.cause
+        else:
+            assert stored is None  # a store that cannot tell

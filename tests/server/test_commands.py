@@ -619,6 +619,7 @@ async def test_feat_lists_exactly_the_implemented_extensions(server, raw) -> Non
     assert features == [
         "EPRT",
         "EPSV",
+        "HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32",
         "HOST",
         "MDTM",
         "MFMT",
@@ -628,6 +629,11 @@ async def test_feat_lists_exactly_the_implemented_extensions(server, raw) -> Non
         "SIZE",
         "TVFS",
         "UTF8",
+        "XCRC filename;start;end",
+        "XMD5 filename;start;end",
+        "XSHA1 filename;start;end",
+        "XSHA256 filename;start;end",
+        "XSHA512 filename;start;end",
     ]
     assert all(line.startswith(" ") for line in reply.lines[1:-1])
 

@@ -164,7 +164,9 @@ xferlog = "{xferlog}"
     fields = lines[0].split()
     # ctime (5 fields), seconds, host, size, name, type, flag, direction, mode, user, service, auth, id, status
     assert fields[6:9] == [HOST, str(len(data)), "/big.bin"]
-    assert fields[9:] == ["b", "_", "i", "r", "alice", "ftp", "0", "*", "c"]
+    assert fields[9:18] == ["b", "_", "i", "r", "alice", "ftp", "0", "*", "c"]
+    # and the upload's checksum, computed as it streamed
+    assert fields[18:] == ["sha256:" + hashlib.sha256(data).hexdigest()]
 
 
 def test_grace_period_over_rolls_the_upload_back(tmp_path: Path, start_gateway):

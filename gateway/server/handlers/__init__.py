@@ -2,6 +2,7 @@
 
 from gateway.server.handlers.dataports import DataPortCommands
 from gateway.server.handlers.files import FileCommands
+from gateway.server.handlers.hashes import HashCommands
 from gateway.server.handlers.listing import ListingCommands
 from gateway.server.handlers.login import LoginCommands
 from gateway.server.handlers.misc import MiscCommands
@@ -16,6 +17,7 @@ __all__ = (
     "SiteCommands",
     "StatusCommands",
     "FileCommands",
+    "HashCommands",
     "ListingCommands",
     "LoginCommands",
     "MiscCommands",

@@ -4,6 +4,10 @@ A transfer runs as a task in ``connection.extra_workers`` so the control
 connection stays responsive (ABOR, NOOP) while bytes flow.  Storage writes are
 transactional (see ``backends``): a transfer that ends in an error or an abort
 leaves no partial file where a complete one is expected.
+
+An upload that writes a whole file (STOR, STOU; not APPE or REST + STOR) is hashed
+as it streams (``Server(upload_checksums=...)``, see ``gateway.server.hashing``): its
+checksums go to storage with the file and onto the transfer record.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gateway.protocol.types import parse_mode, parse_rest, parse_stru, parse_typ
 from gateway.server.datachannel import DataChannelRefused
 from gateway.server.events import TransferRecord
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.hashing import UploadHasher
 from gateway.server.sendfile import sendfile
 from gateway.server.session import Session
 from gateway.streams import ThrottleStreamIO
@@ -196,19 +201,35 @@ class TransferCommands(HandlerBase):
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
         block_size = self.block_size
+        # only an upload that writes the whole file knows the whole file's checksums
+        algorithms = self.upload_checksums if mode in ("wb", "xb") else ()
 
         async def body(stream: ThrottleStreamIO) -> None:
+            if not algorithms:
+                return await move(stream, None)
+            hasher = UploadHasher(algorithms)
+            try:
+                await move(stream, hasher)
+                record.checksums = await hasher.result()
+            finally:
+                hasher.close()
+            keep = getattr(file, "keep_checksums", None)  # an aioftp-style open's file lacks it
+            if keep is not None:
+                await keep(record.checksums)  # stored with the file at commit
+
+        async def move(stream: ThrottleStreamIO, hasher: UploadHasher | None) -> None:
             if mode == "r+b":
                 await file.seek(offset)
             convert = FromNetwork() if ascii_mode else None
-            write = file.write
+            write = file.write if hasher is None else _hashed(file.write, hasher)
             plain = not stream.throttles and convert is None
             pump = getattr(stream.reader, "pump", None)
             write_now = file.immediate_writer()
             if pump is not None and write_now is not None and plain:
                 # plain TCP into storage that never waits: each received block is
                 # written before the next is received, from one shared buffer
-                record.size += await pump(write_now, stream.read_timeout)
+                sink = write_now if hasher is None else _hashed_now(write_now, hasher)
+                record.size += await pump(sink, stream.read_timeout)
                 return
             read_view = getattr(stream.reader, "read_view", None)
             if read_view is not None and plain:
@@ -344,6 +365,8 @@ class TransferCommands(HandlerBase):
         finally:
             await connection.data.transfer_done()
             if record is not None:
+                if status != "complete":
+                    record.checksums = {}  # of no file: nothing was stored
                 record.finish(status)
                 self.notify("transfer", connection, record)
 
@@ -376,6 +399,29 @@ class TransferCommands(HandlerBase):
 
 class _NotCommitted(Exception):
     """The transfer did not complete: leave the file's context by rolling back."""
+
+
+def _hashed(write: Callable[[Any], Awaitable[None]], hasher: UploadHasher
+            ) -> Callable[[Any], Awaitable[None]]:
+    """``write``, then the same bytes to the hasher (a view stays valid until the
+    next read, so both see the same bytes)."""
+
+    async def write_and_hash(data: Any) -> None:
+        await write(data)
+        await hasher.afeed(data)
+
+    return write_and_hash
+
+
+def _hashed_now(write_now: Callable[[Any], None], hasher: UploadHasher) -> Callable[[Any], None]:
+    """The synchronous ``write_now`` of the pump, hashing what it wrote."""
+    feed = hasher.feed
+
+    def write_and_hash(data: Any) -> None:
+        write_now(data)
+        feed(data)
+
+    return write_and_hash
 
 
 def _not_found(exc: BaseException) -> bool:
