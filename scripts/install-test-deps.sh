@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the external FTP clients the interop tests drive (lftp, curl, wget) and
-# PostgreSQL for the accounts tests.
+# Install the external FTP clients the interop tests drive (lftp, curl, wget),
+# PostgreSQL for the accounts tests and HAProxy for the load-balancer tests.
 # Idempotent and quiet: installs only what is missing. Run as root (Debian/Ubuntu).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -11,6 +11,9 @@ for tool in lftp curl wget; do
 done
 # PostgreSQL for tests/users_db (the tests start the cluster and create their role)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+# HAProxy for tests/service/test_balancer.py (the tests run it in the foreground;
+# /usr/sbin may be missing from a non-root PATH)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # locale sources, from which tests/protocol builds a de_DE locale with localedef
 [ -e /usr/share/i18n/locales/de_DE ] || missing+=(locales)
 [ "${#missing[@]}" -eq 0 ] && exit 0
@@ -27,6 +30,7 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
 fi
 for tool in "${missing[@]}"; do
     [ "$tool" = postgresql ] && tool=pg_ctlcluster
+    [ "$tool" = haproxy ] && [ -x /usr/sbin/haproxy ] && continue
     if [ "$tool" = locales ]; then
         [ -e /usr/share/i18n/locales/de_DE ] || { echo "install-test-deps: locales still missing" >&2; exit 1; }
         continue

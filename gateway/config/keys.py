@@ -40,6 +40,52 @@ def _names(value: Any) -> tuple[str, ...]:
     raise v.ValueProblem(f"expected a list of names (or \"a,b\"), got {value!r}")
 
 
+def _networks(value: Any) -> tuple[str, ...]:
+    """Client networks: a list of CIDR strings, or one comma-separated string."""
+    from gateway.users.addresses import parse_networks
+
+    names = _names(value)
+    try:
+        return tuple(str(network) for network in parse_networks(names))
+    except ValueError as exc:
+        raise v.ValueProblem(str(exc)) from None
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    """File name patterns: a list of strings (one string is one pattern)."""
+    from gateway.users.filerules import validate_pattern
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise v.ValueProblem(f"expected a list of name patterns such as [\"*.exe\"], got {value!r}")
+    try:
+        return tuple(validate_pattern(item) for item in items)
+    except ValueError as exc:
+        raise v.ValueProblem(str(exc)) from None
+
+
+def _checksums(value: Any) -> tuple[str, ...]:
+    """Checksum algorithms: a list of names (or "a,b"); true for the default set,
+    false (or [], "off") for none."""
+    from gateway.protocol.hashes import ALGORITHMS, DEFAULT_UPLOAD_CHECKSUMS, algorithm_named
+
+    if isinstance(value, bool):
+        return DEFAULT_UPLOAD_CHECKSUMS if value else ()
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no", ""):
+        return ()
+    if isinstance(value, str) and value.strip().lower() in ("on", "true", "yes"):
+        return DEFAULT_UPLOAD_CHECKSUMS
+    chosen: list[str] = []
+    for name in _names(value):
+        algorithm = algorithm_named(name)
+        if algorithm is None:
+            known = ", ".join(a.key for a in ALGORITHMS)
+            raise v.ValueProblem(f"unknown checksum algorithm {name!r}; expected some of {known}")
+        if algorithm.key not in chosen:
+            chosen.append(algorithm.key)
+    return tuple(chosen)
+
+
 def _limit(value: Any) -> int | None:
     return v.to_size(value, allow_off=True)
 
@@ -108,6 +154,8 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "device_quirks": Key(_names, "legacy device replies to turn on: allo_ok, mkd_existing_ok, site_noop, stor_creates_parents, or all", "[]"),
         "allow_fxp": Key(_names, "logins allowed PORT/EPRT to other hosts (site-to-site); \"*\" for all", "[]"),
         "strict_rfc": Key(v.to_bool, "the RFCs' replies where aioftp's differ: 503 to PBSZ/PROT before AUTH TLS, 425 when no passive port is free (false: aioftp's 200 and 421)", "true"),
+        "allow_from": Key(_networks, "client networks (CIDR, IPv4 or IPv6) that may connect at all; any other address gets 421 instead of the greeting", "[] (every address)"),
+        "deny_from": Key(_networks, "client networks refused before the greeting (421); a denied network wins over allow_from", "[]"),
         "run_as": Key(_account, "after binding the listeners (port 21 needs root), switch to this system user (\"ftp\" or \"ftp:ftp\")", "stay as started"),
     },
     ("tls",): {
@@ -146,6 +194,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     ("storage",): {
         "root": Key(v.to_str, "where users without their own root live (<root>/<login>): a path or URL", "\"var/ftp\""),
         "fsync": Key(v.to_bool, "on local disk, sync each upload (and its directory) before 226: a power loss leaves the old file or the whole new one", "true"),
+        "upload_checksums": Key(_checksums, "checksums computed as an upload of a whole file streams (no second read) and kept with the file, so HASH, XCRC, XMD5, XSHA* answer without reading it: some of sha256, crc32, md5, sha1, sha512; false or [] turns it off (see Checksums)", "[\"sha256\"]"),
         "stale_temporary_age": Key(_age, "upload temporaries unchanged this long, and held by no running upload, are cleaned up at start-up and by `gateway serve --repair`: partial files removed, interrupted appends and resumes rolled back, S3 multipart uploads aborted; keep it far above any pause of an upload on a node sharing the storage (0: no wait)", "3600"),
     },
     ("limits",): {
@@ -160,6 +209,7 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
         "socket_timeout": Key(_timeout, "seconds a connection may stall (no byte moving) before it is dropped", "300"),
         "storage_timeout": Key(_timeout, "seconds one storage operation may take", "none"),
         "max_line_length": Key(lambda x: v.to_int(x, minimum=64, maximum=1 << 20), "longest command line accepted, bytes", "4096"),
+        "hash_max_size": Key(_limit, "largest file (or range) HASH, XCRC, XMD5, XSHA* read to compute a checksum not kept with it: 556 beyond; kept checksums are answered whatever the size", "unlimited"),
     },
     ("logging",): {
         "level": Key(_level, "debug (every command), info (sessions, logins, transfers), warning, error", "\"info\""),
@@ -180,6 +230,8 @@ ARRAYS: dict[tuple[str, ...], dict[str, Key]] = {
         "tls": Key(lambda x: v.to_choice(x, ("auto", "none", "explicit", "implicit")), "auto (AUTH TLS when [tls] has a certificate), none, explicit or implicit", "\"auto\""),
         "require_tls": Key(v.to_bool, "refuse login without TLS on this listener", "[tls] require"),
         "encoding": Key(_encoding, "file names and replies on this listener (devices: latin-1, cp1251, gbk, shift_jis...); bytes invalid in it survive unchanged", "\"utf-8\""),
+        "proxy_protocol": Key(lambda x: v.to_choice(x, ("off", "v1", "v2", "any")), "behind a load balancer: the PROXY protocol header (off, v1, v2 or any) that connections from proxy_trusted start with, control and passive data connections alike, read before the greeting (and before TLS); the client it names is the session's address everywhere (see Behind a load balancer)", "\"off\""),
+        "proxy_trusted": Key(_networks, "the balancers (addresses or CIDR networks) whose PROXY header is believed; their connections without a valid one are refused, as are headers from anyone else; other clients connect directly under their own address", "[] (needed with proxy_protocol)"),
     },
     ("users", "static"): {
         "login": Key(v.to_str, "user name (\"anonymous\" for anonymous FTP)", "required"),
@@ -193,6 +245,13 @@ ARRAYS: dict[tuple[str, ...], dict[str, Key]] = {
         "write_speed_limit": Key(_limit, "upload limit for all the user's sessions, bytes/s", "unlimited"),
         "read_speed_limit_per_connection": Key(_limit, "download limit per session, bytes/s", "unlimited"),
         "write_speed_limit_per_connection": Key(_limit, "upload limit per session, bytes/s", "unlimited"),
+        "allow_from": Key(_networks, "client networks (CIDR) this user may log in from; from any other, a right password gets the wrong password's 530", "[] (every address)"),
+        "deny_from": Key(_networks, "client networks this user may not log in from; they win over allow_from", "[]"),
+        "allow_names": Key(_patterns, "file name patterns (`*.jpg`) new files must match; directories are not constrained", "[] (any name)"),
+        "deny_names": Key(_patterns, "file and directory name patterns (`*.exe`) this user may not create (553); a pattern with / matches the whole path", "[]"),
+        "hide_denied": Key(v.to_bool, "also hide names matching deny_names from listings, and answer 550 (as if missing) to any command naming one", "false"),
+        "names_case_sensitive": Key(v.to_bool, "match the name patterns with regard to case", "false"),
+        "max_file_size": Key(_limit, "largest file an upload may make, bytes (\"100MiB\"): 552 at ALLO, or when the bytes pass it (the upload is rolled back)", "unlimited"),
     },
 }
 

@@ -218,6 +218,13 @@ def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
             write_speed_limit=values.get("write_speed_limit"),
             read_speed_limit_per_connection=values.get("read_speed_limit_per_connection"),
             write_speed_limit_per_connection=values.get("write_speed_limit_per_connection"),
+            allow_from=values.get("allow_from", ()),
+            deny_from=values.get("deny_from", ()),
+            allow_names=values.get("allow_names", ()),
+            deny_names=values.get("deny_names", ()),
+            hide_denied=values.get("hide_denied", False),
+            names_case_sensitive=values.get("names_case_sensitive", False),
+            max_file_size=values.get("max_file_size"),
         ))
     return tuple(users)
 
@@ -282,6 +289,7 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         stale_temporary_age=storage_values.get(
             "stale_temporary_age", StorageSettings.stale_temporary_age
         ),
+        upload_checksums=storage_values.get("upload_checksums", StorageSettings.upload_checksums),
         options=dict(options),
     )
     limits = LimitSettings(**_section(sources, raw, ("limits",)))
@@ -295,6 +303,14 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
                                f"is \"{listener.tls}\" but [tls] cert is not set")
         if listener.require_tls and listener.tls == "none":
             raise sources.fail(("listeners", index, "require_tls"), "is true on a listener without TLS")
+        if listener.proxy_protocol != "off" and not listener.proxy_trusted:
+            raise sources.fail(("listeners", index, "proxy_protocol"),
+                               f"is \"{listener.proxy_protocol}\" but proxy_trusted is not set: "
+                               "list the load balancers' addresses or networks")
+        if listener.proxy_trusted and listener.proxy_protocol == "off":
+            raise sources.fail(("listeners", index, "proxy_trusted"),
+                               "is set but proxy_protocol is off: say which header the "
+                               "balancers send (v1, v2 or any)")
     if tls.require and not tls.configured:
         raise sources.fail(("tls", "require"), "is true but [tls] cert is not set")
     for name in ("cert", "key"):
@@ -328,6 +344,8 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         device_quirks=tuple(quirks),
         allow_fxp=tuple(server.get("allow_fxp", ())),
         strict_rfc=server.get("strict_rfc", Settings.strict_rfc),
+        allow_from=server.get("allow_from", ()),
+        deny_from=server.get("deny_from", ()),
         run_as=server.get("run_as"),
         source=str(sources.file) if sources.file else None,
     )

@@ -32,6 +32,8 @@ class ListenerSettings:
 
     ``tls``: "auto" (AUTH TLS offered when a certificate is configured), "none",
     "explicit" (AUTH TLS) or "implicit" (TLS from the first byte, usually port 990).
+    ``proxy_protocol`` / ``proxy_trusted``: behind a load balancer, the PROXY
+    protocol header its connections start with, and who may send one.
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +42,10 @@ class ListenerSettings:
     #: None: the [tls] section's ``require`` decides
     require_tls: bool | None = None
     encoding: str = "utf-8"
+    #: the PROXY protocol header read from the trusted balancers: off, v1, v2 or any
+    proxy_protocol: str = "off"
+    #: the balancers' networks (CIDR strings) whose header names the client
+    proxy_trusted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,17 @@ class StaticUser:
     write_speed_limit: int | None = None
     read_speed_limit_per_connection: int | None = None
     write_speed_limit_per_connection: int | None = None
+    #: client networks (CIDR strings) the user may log in from, and may not
+    allow_from: tuple[str, ...] = ()
+    deny_from: tuple[str, ...] = ()
+    #: file name patterns new files must match, and names nothing may be created under
+    allow_names: tuple[str, ...] = ()
+    deny_names: tuple[str, ...] = ()
+    #: denied names are also hidden from listings and unreachable
+    hide_denied: bool = False
+    names_case_sensitive: bool = False
+    #: bytes an upload may make a file at most
+    max_file_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,9 @@ class StorageSettings:
     #: above socket_timeout: an upload on another node sharing the storage, whose file
     #: lock this node may not see, changes its temporary far more often than that.
     stale_temporary_age: float = 3600.0
+    #: algorithm keys an upload of a whole file is hashed with, kept with the file
+    #: (``Server(upload_checksums=...)``); empty: off
+    upload_checksums: tuple[str, ...] = ("sha256",)
     #: options for URL roots (``s3://``, fsspec): shared keys, plus sections keyed by
     #: a scheme or root prefix (``"s3://bucket/alice"``) merged over them
     options: dict[str, Any] = field(default_factory=dict)
@@ -155,6 +175,8 @@ class LimitSettings:
     socket_timeout: float | None = 300.0
     storage_timeout: float | None = None
     max_line_length: int = 4096
+    #: the most HASH and the legacy checksum commands read for a checksum not stored
+    hash_max_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +215,9 @@ class Settings:
     allow_fxp: tuple[str, ...] = ()
     #: the RFCs' replies where aioftp's differ (``Server(strict_rfc=...)``)
     strict_rfc: bool = True
+    #: client networks (CIDR strings) that may connect at all, and that may not
+    allow_from: tuple[str, ...] = ()
+    deny_from: tuple[str, ...] = ()
     #: (user, group or None) to switch to once the listeners are bound
     run_as: tuple[str, str | None] | None = None
     #: where the file came from, for messages

@@ -46,6 +46,7 @@ from gateway.server.events import ServerEvents
 from gateway.server.handlers import (
     DataPortCommands,
     FileCommands,
+    HashCommands,
     ListingCommands,
     LoginCommands,
     MiscCommands,
@@ -55,6 +56,9 @@ from gateway.server.handlers import (
     TlsCommands,
     TransferCommands,
 )
+from gateway.server.handlers.hashes import range_refusal
+from gateway.server.hashing import upload_algorithms
+from gateway.server.proxied import DEFAULT_HEADER_TIMEOUT, Origin, ProxiedListener, ProxyPolicy
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session, SessionSettings
 from gateway.server.shutdown import shutdown_gracefully
@@ -64,6 +68,7 @@ from gateway.server.writers import ActiveWriters
 from gateway.streams import DEFAULT_BLOCK_SIZE, StreamIO
 from gateway.throttle import StreamThrottle
 from gateway.users import AbstractUserManager, MemoryUserManager
+from gateway.users.addresses import AddressRules
 
 __all__ = ("Server", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_LOGIN_TIMEOUT")
 
@@ -86,6 +91,8 @@ DEFAULT_DATA_TIMEOUT = 300.0
 DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT = 15.0
 #: Seconds a passive listener waits for the transfer it was opened for.
 DEFAULT_PASSIVE_LISTEN_TIMEOUT = 60.0
+#: The 421 instead of a greeting for a client address the server does not serve.
+ADDRESS_REFUSED_TEXT = "service not available for your address"
 
 class Server(
     LoginCommands,
@@ -98,6 +105,7 @@ class Server(
     MiscCommands,
     SiteCommands,
     StatusCommands,
+    HashCommands,
 ):
     """FTP server (aioftp's ``Server``; extra keyword options are ours).
 
@@ -123,6 +131,16 @@ class Server(
       strict (RFC 959's 421 announces that the control connection closes; a full
       pool is a data-connection failure the client may retry).  Either way the
       session goes on.
+
+    ``allow_from`` / ``deny_from`` (CIDR strings, IPv4 or IPv6) say which client
+    addresses may connect at all; a denied network wins, an empty allow list allows
+    all.  A refused client gets ``421`` instead of the greeting and is disconnected.
+
+    ``proxy_protocol`` ("off", "v1", "v2" or "any") makes the listener read the
+    PROXY protocol header a load balancer sends, from the balancers in
+    ``proxy_trusted`` (CIDR strings), before the greeting (and before the TLS
+    handshake with ``ssl``) and on passive data connections; the client it names is
+    the session's ``client_host`` (see ``gateway.server.proxied``).
     """
 
     def __init__(
@@ -163,6 +181,13 @@ class Server(
         data_tls_handshake_timeout: float = DEFAULT_DATA_TLS_HANDSHAKE_TIMEOUT,
         passive_listen_timeout: float | None = DEFAULT_PASSIVE_LISTEN_TIMEOUT,
         strict_rfc: bool = False,
+        upload_checksums: bool | Iterable[str] = True,
+        hash_max_size: int | None = None,
+        allow_from: Iterable[str] | None = None,
+        deny_from: Iterable[str] | None = None,
+        proxy_protocol: str = "off",
+        proxy_trusted: Iterable[str] | None = None,
+        proxy_header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ) -> None:
         self.block_size = block_size
         self.socket_timeout = socket_timeout
@@ -185,6 +210,11 @@ class Server(
         self.passive_listen_timeout = passive_listen_timeout
         #: the RFCs' replies where aioftp's differ (see the class docstring)
         self.strict_rfc = strict_rfc
+        #: algorithms a whole-file upload is hashed with as it streams, stored with
+        #: the file for HASH/XCRC (True: SHA-256; False: none)
+        self.upload_checksums = upload_algorithms(upload_checksums)
+        #: the most HASH/XCRC... read to compute a checksum not stored (556 beyond)
+        self.hash_max_size = hash_max_size
         self.welcome_message = welcome_message
         self.system_type = system_type
         self.login_timeout = login_timeout
@@ -199,6 +229,11 @@ class Server(
         #: Control connections one client address may hold at once (None: no limit).
         self.maximum_connections_per_address = maximum_connections_per_address
         self._per_address = KeyCounts()
+        #: Client networks that may connect at all (checked before the greeting).
+        self.address_rules = AddressRules.parse(allow_from, deny_from)
+        #: Load balancers whose PROXY header names the client (None: no header read).
+        self.proxy_policy = ProxyPolicy.create(proxy_protocol, proxy_trusted, proxy_header_timeout)
+        self._proxied: ProxiedListener | None = None
         self.throttle = StreamThrottle.from_limits(read_speed_limit, write_speed_limit)
         self.throttle_per_connection = StreamThrottle.from_limits(
             read_speed_limit_per_connection, write_speed_limit_per_connection
@@ -295,9 +330,12 @@ class Server(
         kwargs.setdefault("limit", max(self.max_line_length + 2, 1024))
         kwargs.setdefault("reuse_address", True)
         serve_now = kwargs.pop("start_serving", True)
-        self.server = await asyncio.start_server(
-            self.dispatcher, host, port, start_serving=False, **kwargs
-        )
+        if self.proxy_policy is None:
+            self.server = await asyncio.start_server(
+                self.dispatcher, host, port, start_serving=False, **kwargs
+            )
+        else:
+            self.server = await self._start_proxied(host, port, kwargs)
         # accepted connections inherit the listener's SO_OOBINLINE: no per-session call
         self._oob_inherited = all(_urgent_data_inline(sock) for sock in self.server.sockets)
         if serve_now:
@@ -307,6 +345,36 @@ class Server(
                 self.server_host, self.server_port = sock.getsockname()[:2]
                 break
         logger.info("serving on %s:%s", self.server_host, self.server_port)
+
+    async def _start_proxied(
+        self, host: str | None, port: int, kwargs: dict[str, Any]
+    ) -> asyncio.base_events.Server:
+        """A listener whose connections first say, in a PROXY header, whom they relay.
+
+        TLS (``ssl``) is started by hand once the header is read, not by the listener:
+        the header comes before the TLS handshake."""
+        policy = self.proxy_policy
+        assert policy is not None
+        context = kwargs.pop("ssl", None)
+        if context is not None and type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+            logger.warning("implicit TLS with the PROXY protocol needs asyncio's event loop, not uvloop")
+        self._proxied = ProxiedListener(
+            policy,
+            self._serve_proxied,
+            ssl_context=context,
+            handshake_timeout=kwargs.pop("ssl_handshake_timeout", self.tls_handshake_timeout),
+            limit=kwargs.pop("limit"),
+        )
+        server = await asyncio.get_running_loop().create_server(
+            self._proxied, host, port, start_serving=False, **kwargs
+        )
+        logger.info("listener reads the %s", policy.describe())
+        return server
+
+    async def _serve_proxied(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: Origin
+    ) -> None:
+        await self.dispatcher(reader, writer, origin=origin)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (proxy of ``asyncio.Server.serve_forever``)."""
@@ -325,6 +393,8 @@ class Server(
         """Stop listening and close every session."""
         if self.server is not None:
             self.server.close()
+        if self._proxied is not None:
+            self._proxied.close()  # connections still sending their PROXY header
         tasks = list(self.sessions)
         for task in tasks:
             task.cancel()
@@ -439,8 +509,14 @@ class Server(
         )
 
     # -- the per-connection loop ------------------------------------------------------------
-    async def dispatcher(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one control connection from greeting to close."""
+    async def dispatcher(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        origin: Origin | None = None,
+    ) -> None:
+        """Serve one control connection from greeting to close.
+
+        ``origin``: where a connection through a load balancer comes from (its
+        PROXY header); the client it names is the session's address."""
         task = asyncio.current_task()
         stream = StreamIO(reader, writer, write_timeout=self.socket_timeout)
         if not self._oob_inherited:
@@ -453,12 +529,24 @@ class Server(
             data=self._data_channel_for,
             encode_reply=self.encode_response,
             write_reply=None if self._stock_reply_writers else self._write_reply,
+            client=origin.client if origin is not None and origin.relayed else None,
         )
         assert task is not None
         self.sessions[task] = session
-        logger.info("session %s: connection from %s:%s", session.id, session.client_host, session.client_port)
+        # a balancer's health checks (PROXY LOCAL) are routine: no lines at info
+        level = logging.DEBUG if origin is not None and origin.balancer_own else logging.INFO
+        if origin is None:
+            logger.info("session %s: connection from %s:%s", session.id, session.client_host, session.client_port)
+        else:
+            logger.log(level, "session %s: connection from %s", session.id, origin.describe())
         self.notify("session_opened", session)
         try:
+            refused = self.address_rules.refusal(session.client_host)
+            if refused is not None:
+                logger.info("session %s: connection refused before the greeting: %s",
+                            session.id, refused)
+                await self.write_response(stream, "421", ADDRESS_REFUSED_TEXT)
+                return
             if self.available_connections.locked():
                 await self.write_response(stream, "421", "too many connections")
                 return
@@ -493,7 +581,7 @@ class Server(
         finally:
             await self._close_session(session)
             self.sessions.pop(task, None)
-            logger.info("session %s: closed", session.id)
+            logger.log(level, "session %s: closed", session.id)
             self.notify("session_closed", session)
             session.release()
 
@@ -560,6 +648,10 @@ class Server(
             return True
         if verb not in _KEEPS_RESTART_OFFSET:
             session.login.restart_offset = 0  # RFC 959: REST immediately precedes its transfer
+        refused = range_refusal(session, verb)  # RANG, too, is for the command right after
+        if refused is not None:
+            session.response(*refused)
+            return True
         try:
             result = await handler(session, rest)
         except PathIOError as exc:
@@ -611,7 +703,7 @@ class Server(
             self.login_timeout, self.wait_future_timeout, self.path_timeout, self.block_size,
             self.data_port_pool, self.tls_context, self.data_timeout,
             self.data_tls_handshake_timeout, self.passive_listen_timeout,
-            self.require_tls_session_reuse, self.strict_rfc,
+            self.require_tls_session_reuse, self.strict_rfc, self.proxy_policy,
         )  # fmt: skip
 
     def _settings(self) -> tuple[SessionSettings, DataChannelSettings]:
@@ -645,6 +737,7 @@ class Server(
             socket_timeout=data_timeout,
             require_session_reuse=self.require_tls_session_reuse,
             strict_rfc=self.strict_rfc,
+            proxy=self.proxy_policy,
         )
         self._settings_cache = (key, session_settings, data_settings)
         return session_settings, data_settings

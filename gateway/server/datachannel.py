@@ -12,6 +12,12 @@ A passive listener lives from PASV/EPSV to the end of the next transfer, or unti
 ``listen_timeout`` passes without one; it accepts one connection (from the control
 peer) and then stops listening, so a second connection cannot steal the transfer,
 and its port goes back to the pool at once.
+
+Behind a load balancer with the PROXY protocol (``settings.proxy``), a passive
+connection from a trusted balancer starts with its header, read before anything
+else (``gateway.server.proxied``); the client it names is the one compared with
+the control connection's client.  A connection from anyone else is checked by its
+own address, as without a balancer.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 from gateway.server.dataprotocol import DataProtocol, ProtocolReader, ProtocolWriter
 from gateway.server.datatls import data_tls_scope, prepare_data_tls
+from gateway.server.proxied import HeaderReader, Origin, ProxyPolicy, hand_over
 from gateway.streams import ThrottleStreamIO
 from gateway.throttle import StreamThrottle
 
@@ -130,6 +137,8 @@ class DataChannelSettings:
     #: no free passive port is 425 (RFC 959: a data-connection failure the client may
     #: retry) rather than aioftp's 421; the session goes on either way
     strict_rfc: bool = False
+    #: passive connections from these balancers start with a PROXY header (None: off)
+    proxy: ProxyPolicy | None = None
 
 
 class _Listener:
@@ -181,6 +190,8 @@ class DataChannel:
         self._arrived: float | None = None
         self._changed: asyncio.Event | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        #: passive connections from a balancer whose PROXY header is still arriving
+        self._reading_headers: set[HeaderReader] = set()
         self.throttles: Mapping[str, StreamThrottle] = {}
 
     # -- state -------------------------------------------------------------------------
@@ -235,7 +246,9 @@ class DataChannel:
         # asyncio's loop: a clear listener upgrades what it accepts (so a failed
         # handshake is seen at once); uvloop reads a ClientHello before the upgrade
         # could start, so there a PROT P listener speaks TLS from the first byte
-        tls = self.protection == "P" and _on_uvloop()
+        # (behind a balancer its PROXY header comes first, so it is always a clear
+        # listener: TLS with the PROXY protocol needs asyncio's loop)
+        tls = self.protection == "P" and _on_uvloop() and self.settings.proxy is None
         if self._listener is not None:
             if self._listener.tls == tls and self._listener.accepting:
                 self._arm_expiry(self._listener)
@@ -356,6 +369,8 @@ class DataChannel:
         await self.close_listener()
         for task in list(self._pending):
             task.cancel()
+        for reader in list(self._reading_headers):
+            reader.abort()
         self.active_address = None
 
     async def reset(self) -> None:
@@ -453,9 +468,7 @@ class DataChannel:
             # in the data TLS scope too: on uvloop, a later ``start_tls`` of what this
             # listener accepts makes its TLS object in the listener's context
             with data_tls_scope(self.settings.tls_context):
-                return await loop.create_server(
-                    lambda: DataProtocol(self._accepted_plain), sock=sock, backlog=8
-                )
+                return await loop.create_server(self._plain_protocol, sock=sock, backlog=8)
 
         def arriving() -> asyncio.StreamReaderProtocol:
             # called when the TCP connection is accepted, before its TLS handshake:
@@ -478,22 +491,49 @@ class DataChannel:
         return context
 
     # -- accepting -----------------------------------------------------------------------------
-    def _acceptable(self, transport: Any) -> bool:
-        """Only the control connection's peer may connect, once per transfer."""
+    def _plain_protocol(self) -> asyncio.BaseProtocol:
+        """What a clear passive listener gives each connection it accepts."""
+        policy = self.settings.proxy
+        if policy is None:
+            return DataProtocol(self._accepted_plain)
+        return HeaderReader(
+            policy, self._header_read, label=f"session {self._label}: data connection",
+            pending=self._reading_headers,
+        )
+
+    def _header_read(self, transport: Any, origin: Origin) -> None:
+        """A passive connection's PROXY header is in (or it needs none): its client
+        is known.  A header that took a while may find its listener gone."""
+        listener = self._listener
+        local = transport.get_extra_info("sockname") or ("", 0)
+        if listener is None or local[1] != listener.port:
+            logger.info("session %s: data connection from %s arrived after its listener "
+                        "closed", self._label, origin.describe())
+            transport.close()
+            return
+        hand_over(transport, DataProtocol(lambda protocol: self._accepted_plain(protocol, origin)))
+
+    def _acceptable(self, transport: Any, origin: Origin | None = None) -> bool:
+        """Only the control connection's client may connect, once per transfer (behind
+        a balancer: the client its PROXY header names)."""
         if self._listener is not None and not self._listener.accepting:
             return False
-        peer = transport.get_extra_info("peername") or ("", 0)
-        if not same_host(peer[0], self.control_peer) and not self.fxp_allowed:
+        if origin is None:
+            peer = transport.get_extra_info("peername") or ("", 0)
+            client, described = peer[0], str(peer[0])
+        else:
+            client, described = origin.client[0], origin.describe()
+        if not same_host(client, self.control_peer) and not self.fxp_allowed:
             logger.warning(
                 "session %s: refused data connection from %s (control peer is %s)",
-                self._label, peer[0], self.control_peer,
+                self._label, described, self.control_peer,
             )
             return False
         return self._connection is None
 
-    def _accepted_plain(self, protocol: DataProtocol) -> None:
+    def _accepted_plain(self, protocol: DataProtocol, origin: Origin | None = None) -> None:
         transport = protocol.transport
-        if not self._acceptable(transport):
+        if not self._acceptable(transport, origin):
             transport.close()
             return
         self._stop_listening()

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from backends.errors import PathIOError
 from gateway.protocol.commands import encode_text
+from gateway.protocol.hashes import DEFAULT_ALGORITHM, Algorithm
 from gateway.protocol.replies import one_line
 from gateway.server.datachannel import DataChannel
 from gateway.server.storage_errors import reply_for_storage_error
@@ -90,6 +91,9 @@ class LoginState:
     current_directory: PurePosixPath = _ROOT
     transfer_type: str = "I"
     restart_offset: int = 0
+    #: the size ALLO announced, checked by the next upload against the account's
+    #: largest file (None: nothing announced)
+    allocated: int | None = None
     #: RNFR source (real path, virtual path), waiting for RNTO
     rename_from: Any = None
     rename_from_virtual: PurePosixPath | None = None
@@ -99,6 +103,10 @@ class LoginState:
     mlst_facts: tuple[str, ...] | None = None
     #: HOST name given before USER
     virtual_host: str | None = None
+    #: the algorithm HASH uses (OPTS HASH)
+    hash_algorithm: Algorithm = DEFAULT_ALGORITHM
+    #: a RANG selection (first, last byte) for the next HASH
+    byte_range: tuple[int, int] | None = None
 
     def forget_user(self) -> None:
         """USER again, or AUTH before PASS: the account and what follows from it go
@@ -111,6 +119,7 @@ class LoginState:
 _USER_FIELDS = (
     "user", "logged", "login_name", "path_io", "storage_root", "root_realpath",
     "throttles", "throttle_user", "rename_from", "rename_from_virtual", "restart_offset",
+    "allocated",
 )  # fmt: skip
 _INITIAL = {name: getattr(LoginState(encoding=""), name) for name in _USER_FIELDS}
 
@@ -176,6 +185,7 @@ class Session:
         data: Callable[[Session], DataChannel],
         encode_reply: ReplyEncoder,
         write_reply: ReplyWriter | None = None,
+        client: tuple[str, int] | None = None,
     ) -> None:
         self.id = next(_ids)
         self.loop = asyncio.get_running_loop()
@@ -185,8 +195,17 @@ class Session:
         self.settings = settings
         peer = writer.get_extra_info("peername") or ("", 0)
         sock = writer.get_extra_info("sockname") or ("", 0)
-        self.client_host: str = peer[0]
-        self.client_port: int = peer[1]
+        #: the TCP peer: the client, or the load balancer relaying it
+        self.peer_host: str = peer[0]
+        self.peer_port: int = peer[1]
+        # the client, as everything that judges or records it sees it (logs, bans,
+        # limits, network rules, the passive-connection check): ``client`` when a
+        # trusted balancer named it in a PROXY header, else the peer
+        client_host, client_port = client if client is not None else (peer[0], peer[1])
+        self.client_host: str = client_host
+        self.client_port: int = client_port
+        #: the balancer's address when the client's came from its PROXY header
+        self.relayed_by: str | None = peer[0] if client is not None else None
         self.server_host: str = sock[0]
         self.server_port: int = sock[1]
         # TLS on the control connection

@@ -112,6 +112,13 @@ def static_user(settings: Settings, entry: StaticUser) -> User:
         write_speed_limit=entry.write_speed_limit,
         read_speed_limit_per_connection=entry.read_speed_limit_per_connection,
         write_speed_limit_per_connection=entry.write_speed_limit_per_connection,
+        allow_from=entry.allow_from,
+        deny_from=entry.deny_from,
+        allow_names=entry.allow_names,
+        deny_names=entry.deny_names,
+        hide_denied=entry.hide_denied,
+        names_case_sensitive=entry.names_case_sensitive,
+        max_file_size=entry.max_file_size,
     )
 
 
@@ -187,9 +194,15 @@ def _server_kwargs(settings: Settings, listener: ListenerSettings,
         "encoding": listener.encoding,
         "storage_options": dict(settings.storage.options) or None,
         "path_io_factory": DurablePathIO if settings.storage.fsync else PathIO,
+        "upload_checksums": settings.storage.upload_checksums,
+        "hash_max_size": limits.hash_max_size,
         "allow_fxp": fxp,
         "strict_rfc": settings.strict_rfc,
         "device_quirks": DeviceQuirks.from_names(settings.device_quirks),
+        "allow_from": settings.allow_from,
+        "deny_from": settings.deny_from,
+        "proxy_protocol": listener.proxy_protocol,
+        "proxy_trusted": listener.proxy_trusted,
     }
 
 

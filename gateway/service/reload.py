@@ -1,8 +1,9 @@
 """SIGHUP: take a renewed TLS certificate and changed settings without a restart.
 
 What can change in place does: the certificate and key (new handshakes use them;
-sessions already encrypted keep theirs), the static accounts, the log level, and
-the limits and timeouts every server reads for its next sessions.  What cannot
+sessions already encrypted keep theirs), the static accounts, the log level, the
+server's allowed and denied client networks, the checksums uploads compute, and the
+limits and timeouts every server reads for its next sessions.  What cannot
 (listeners, the accounts source or database, metrics address, storage options) is
 named in the log as needing a restart.  A configuration that does not load is
 refused with its error and the running one is kept.
@@ -17,7 +18,9 @@ from typing import Any
 from gateway.common import AvailableConnections
 from gateway.config import ConfigError
 from gateway.config.model import Settings
+from gateway.server.hashing import upload_algorithms
 from gateway.service.build import StartError, StaticUserManager, static_user, tls_context
+from gateway.users.addresses import AddressRules
 
 __all__ = ("apply_reload",)
 
@@ -79,6 +82,9 @@ def apply_reload(
         server.path_timeout = limits.storage_timeout
         server.maximum_connections_per_address = limits.max_connections_per_address
         server.welcome_message = new.welcome_message
+        server.upload_checksums = upload_algorithms(new.storage.upload_checksums)
+        server.hash_max_size = limits.hash_max_size
+        server.address_rules = AddressRules.parse(new.allow_from, new.deny_from)
     numeric = getattr(logging, new.logging.level.upper())
     for name in ("gateway", "backends"):
         logging.getLogger(name).setLevel(numeric)

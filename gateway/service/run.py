@@ -171,7 +171,10 @@ async def serve(
             started.append(server)
             mode = "implicit TLS" if server.ssl else ("explicit TLS" if server.tls_context else "plain")
             running.addresses.append((str(server.server_host), int(server.server_port or 0), mode))
-            announce(f"gateway: serving FTP on {server.server_host}:{server.server_port} ({mode})")
+            behind = ""
+            if server.proxy_policy is not None:
+                behind = f"; behind a load balancer: {server.proxy_policy.describe()}"
+            announce(f"gateway: serving FTP on {server.server_host}:{server.server_port} ({mode}){behind}")
         if metrics is not None and settings.metrics.listen is not None:
             host, port = settings.metrics.listen
             try:

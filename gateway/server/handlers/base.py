@@ -18,6 +18,7 @@ from typing import Any
 
 from backends.errors import PathEscapesRoot, PathIOError
 from gateway.protocol.commands import COMMANDS, CommandInfo
+from gateway.protocol.hashes import Algorithm
 from gateway.protocol.paths import is_within, resolve_virtual, virtual_to_real
 from gateway.server.datachannel import PortPool
 from gateway.server.events import ServerEvents
@@ -91,6 +92,10 @@ class HandlerBase:
     throttle_per_user: dict[Any, StreamThrottle]
     roots_made: weakref.WeakSet[Any]
     active_writers: ActiveWriters
+    #: algorithms an upload of a whole file is hashed with as it streams (none: off)
+    upload_checksums: tuple[Algorithm, ...]
+    #: the largest file (or range) HASH reads to compute a checksum not stored (None: any)
+    hash_max_size: int | None
 
     # -- shared steps, defined by Server ------------------------------------------------
     def notify(self, event: str, *args: Any) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from gateway.protocol.commands import COMMANDS, feat_lines, help_lines
+from gateway.protocol.hashes import session_feat_line
 from gateway.protocol.listing import DEFAULT_MLSX_FACTS
 from gateway.server.encodings import set_utf8
+from gateway.server.filepolicy import allocation_refusal
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.handlers.hashes import hash_option
 from gateway.server.handlers.site import storage_supports
 from gateway.server.session import Session
 
@@ -31,7 +34,9 @@ class MiscCommands(HandlerBase):
         return enabled
 
     async def feat(self, connection: Session, rest: str) -> bool:
-        lines = ["Features:", *feat_lines(self.enabled_commands()), "End"]
+        selected = connection.login.hash_algorithm  # starred on the HASH line (OPTS HASH)
+        features = (session_feat_line(line, selected) for line in feat_lines(self.enabled_commands()))
+        lines = ["Features:", *features, "End"]
         connection.response("211", lines, True)
         return True
 
@@ -48,6 +53,8 @@ class MiscCommands(HandlerBase):
                 connection.response("200", f"UTF8 mode off; names in {encoding}")
             else:
                 connection.response("501", "OPTS UTF8 takes ON or OFF")
+        elif option == "HASH":
+            connection.response(*hash_option(connection, value))
         elif option == "MLST":
             # RFC 3659 7.9: select the facts MLSD/MLST lines carry; unknown ones are ignored
             wanted = {fact.lower() for fact in value.split(";") if fact}
@@ -72,7 +79,10 @@ class MiscCommands(HandlerBase):
         return True
 
     async def allo(self, connection: Session, rest: str) -> bool:
-        if self.device_quirks.allo_ok:
+        refused = allocation_refusal(connection, rest)  # beyond the account's largest file
+        if refused is not None:
+            connection.response(*refused)
+        elif self.device_quirks.allo_ok:
             connection.response("200", "ALLO command successful")
         else:
             connection.response("202", "no storage allocation necessary")
