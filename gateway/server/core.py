@@ -42,7 +42,7 @@ from gateway.protocol.listing import (
 from gateway.protocol.replies import format_reply
 from gateway.server.accounting import KeyCounts
 from gateway.server.datachannel import DataChannel, DataChannelSettings, PortPool
-from gateway.server.events import ServerEvents
+from gateway.server.events import Operation, ServerEvents, UploadRefused
 from gateway.server.handlers import (
     DataPortCommands,
     FileCommands,
@@ -432,6 +432,50 @@ class Server(
             getattr(self.events, event)(*args)
         except Exception:
             logger.exception("event listener failed on %s", event)
+
+    def operation(self, session: Session, kind: str, **fields: Any) -> Operation:
+        """An :class:`Operation` of ``kind`` by ``session``'s user (fields: path...)."""
+        user = session.user
+        base = getattr(user, "base_path", None)
+        path_io = session.login.path_io  # not made here for a session that has none yet
+        return Operation(
+            kind=kind,
+            session_id=session.id,
+            login=getattr(user, "login", None),
+            client_host=session.client_host,
+            storage_root=None if base is None else str(base),
+            backend="" if path_io is None else getattr(path_io, "backend_name", type(path_io).__name__),
+            **fields,
+        )
+
+    async def emit(self, session: Session, operation: Operation) -> None:
+        """Await the durable listeners of ``operation``; their failure is logged and
+        the reply goes out as it would have."""
+        if type(self.events) is ServerEvents:
+            return  # nobody listens
+        try:
+            await self.events.completed(session, operation)
+        except Exception:
+            logger.exception("session %s: event listener failed on %s", session.id, operation.kind)
+
+    async def upload_refusal(self, session: Session, virtual: Any, real: Any) -> tuple[str, str] | None:
+        """Ask the listeners whether an upload to ``virtual`` may start: the reply
+        refusing it, or None.  A listener that fails refuses it (451): a check that
+        could not be made is not a yes."""
+        if type(self.events) is ServerEvents:
+            return None
+        operation = self.operation(session, "upload", path=str(virtual), real=str(real),
+                                   size=session.login.allocated)
+        try:
+            await self.events.upload_starting(session, operation)
+        except UploadRefused as refused:
+            logger.info("session %s: upload to %s refused: %s %s", session.id, virtual,
+                        refused.code, refused.text)
+            return refused.code, refused.text
+        except Exception:
+            logger.exception("session %s: pre-upload check of %s failed", session.id, virtual)
+            return "451", "upload refused: the pre-upload check failed"
+        return None
 
     async def shutdown(self, grace: float = 30.0) -> None:
         """Stop accepting; let running transfers end (up to ``grace`` seconds); close.

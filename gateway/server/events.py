@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("EventFanout", "ServerEvents", "TransferRecord")
+__all__ = ("EventFanout", "Operation", "ServerEvents", "TransferRecord", "UploadRefused")
 
 logger = logging.getLogger("gateway.server")
 
@@ -43,6 +43,8 @@ class TransferRecord:
     status: str = "running"
     backend: str = ""
     checksums: dict[str, str] = field(default_factory=dict)
+    #: the path in storage (as text), when the transfer is of a file
+    real: str = ""
 
     @property
     def sha256(self) -> str | None:
@@ -59,8 +61,53 @@ class TransferRecord:
         self.status = status
 
 
+@dataclass
+class Operation:
+    """One thing a client did that changed or read storage, or a login, as durable
+    listeners (an event outbox, usage accounting) see it.
+
+    ``kind`` is one of "upload", "download", "delete", "rename", "mkdir", "rmdir",
+    "login", "login_failed".  ``path`` is the virtual path (for a rename the source;
+    ``target`` the destination), ``real`` the path in storage and ``storage_root``
+    the account's storage root (a URL such as ``s3://bucket/prefix``, or None for
+    the server's own path I/O).  ``record`` is the transfer's record for uploads and
+    downloads (size, checksums, duration).
+    """
+
+    kind: str
+    session_id: int
+    login: str | None
+    client_host: str
+    path: str | None = None
+    target: str | None = None
+    real: str | None = None
+    target_real: str | None = None
+    storage_root: str | None = None
+    backend: str = ""
+    size: int | None = None
+    record: TransferRecord | None = None
+    time: float = field(default_factory=time.time)
+
+
+class UploadRefused(Exception):
+    """Raised by :meth:`ServerEvents.upload_starting`: the upload is refused, before
+    any data flows, with this FTP reply (``code`` 4xx/5xx and ``text``)."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
 class ServerEvents:
-    """Does nothing; subclasses override what they listen to."""
+    """Does nothing; subclasses override what they listen to.
+
+    The synchronous methods are told after the fact and must be quick.  The two
+    coroutines are awaited inside the command: :meth:`completed` after an operation
+    succeeded and *before* its success reply is sent (a durable listener writes it
+    down there, so a client that saw 226/250 knows it is recorded), and
+    :meth:`upload_starting` before an upload opens storage (it may refuse it).
+    """
 
     def session_opened(self, session: Any) -> None:
         """A control connection was accepted."""
@@ -73,6 +120,14 @@ class ServerEvents:
 
     def transfer(self, session: Any, record: TransferRecord) -> None:
         """A data transfer ended (``record.status`` says how)."""
+
+    async def completed(self, session: Any, operation: Operation) -> None:
+        """``operation`` succeeded; its reply is sent when this returns.  A failure
+        raised here is logged and does not change the reply."""
+
+    async def upload_starting(self, session: Any, operation: Operation) -> None:
+        """An upload (``operation.kind`` "upload", ``size`` the size ALLO announced
+        or None) is about to open storage; raise :class:`UploadRefused` to refuse it."""
 
 
 class EventFanout(ServerEvents):
@@ -99,3 +154,14 @@ class EventFanout(ServerEvents):
 
     def transfer(self, session: Any, record: TransferRecord) -> None:
         self._each("transfer", session, record)
+
+    async def completed(self, session: Any, operation: Operation) -> None:
+        for listener in self.listeners:
+            try:
+                await listener.completed(session, operation)
+            except Exception:
+                logger.exception("event listener %r failed on %s", listener, operation.kind)
+
+    async def upload_starting(self, session: Any, operation: Operation) -> None:
+        for listener in self.listeners:
+            await listener.upload_starting(session, operation)  # a refusal goes up

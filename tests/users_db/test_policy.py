@@ -259,7 +259,7 @@ async def test_0004_upgrade_and_downgrade_keep_the_accounts(empty_database_url: 
                 " SELECT id, '/pub', true, false FROM users WHERE login = 'alice'"
             ))
         await schema.upgrade(engine)
-        assert await schema.current_revision(engine) == "0004_account_policy"
+        assert await schema.current_revision(engine) == "0007_event_outbox"
         info = await admin.get_account(engine, "alice")
         assert info.policy["hide_denied"] is False and info.policy["allow_from"] == []
         assert info.permissions == [("/pub", True, False)]
@@ -374,5 +374,5 @@ def test_cli_set_refuses_an_unknown_user(cli, database_url: str) -> None:
 
 
 def test_schema_head_is_0004() -> None:
-    assert schema.head_revision() == "0004_account_policy"
+    assert schema.head_revision() == "0007_event_outbox"
     assert run_async is not None  # the fixtures' helper stays importable from here

@@ -21,7 +21,7 @@ from gateway.protocol.commands import COMMANDS, CommandInfo
 from gateway.protocol.hashes import Algorithm
 from gateway.protocol.paths import is_within, resolve_virtual, virtual_to_real
 from gateway.server.datachannel import PortPool
-from gateway.server.events import ServerEvents
+from gateway.server.events import Operation, ServerEvents
 from gateway.server.preconditions import refusal, refusal_now
 from gateway.server.quirks import DeviceQuirks
 from gateway.server.session import Session
@@ -99,6 +99,18 @@ class HandlerBase:
 
     # -- shared steps, defined by Server ------------------------------------------------
     def notify(self, event: str, *args: Any) -> None:
+        raise NotImplementedError
+
+    def operation(self, session: Session, kind: str, **fields: Any) -> Operation:
+        """An :class:`Operation` of ``kind`` by ``session``'s user (fields: path...)."""
+        raise NotImplementedError
+
+    async def emit(self, session: Session, operation: Operation) -> None:
+        """Await the durable listeners of ``operation`` (before its success reply)."""
+        raise NotImplementedError
+
+    async def upload_refusal(self, session: Session, virtual: Any, real: Any) -> tuple[str, str] | None:
+        """The reply refusing an upload before it opens storage, or None."""
         raise NotImplementedError
 
     def fxp_allowed(self, session: Session) -> bool:

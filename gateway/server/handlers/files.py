@@ -42,6 +42,7 @@ class FileCommands(HandlerBase):
                 raise
             connection.response("257", f"{quote_path(str(virtual))} already exists")
             return True
+        await self.emit(connection, self.operation(connection, "mkdir", path=str(virtual), real=str(real)))
         connection.response("257", f"{quote_path(str(virtual))} created")
         return True
 
@@ -55,12 +56,14 @@ class FileCommands(HandlerBase):
         await connection.path_io.rmdir(real)
         if _is_within(virtual, connection.current_directory):
             connection.current_directory = virtual.parent
+        await self.emit(connection, self.operation(connection, "rmdir", path=str(virtual), real=str(real)))
         connection.response("250", "directory removed")
         return True
 
     async def dele(self, connection: Session, rest: str) -> bool:
-        real, _virtual = await self.resolve(connection, rest)
+        real, virtual = await self.resolve(connection, rest)
         await connection.path_io.unlink(real)
+        await self.emit(connection, self.operation(connection, "delete", path=str(virtual), real=str(real)))
         connection.response("250", "file deleted")
         return True
 
@@ -103,6 +106,10 @@ class FileCommands(HandlerBase):
             connection.response("550", "destination is a directory")
             return True
         await connection.path_io.rename(source, real)
+        await self.emit(connection, self.operation(
+            connection, "rename", path=None if source_virtual is None else str(source_virtual),
+            real=None if source is None else str(source), target=str(virtual), target_real=str(real),
+        ))
         connection.response("250", "renamed")
         return True
 

@@ -70,7 +70,7 @@ class LoginCommands(HandlerBase):
                 await self.user_manager.notify_logout(user)
             except Exception:
                 logger.exception("session %s: notify_logout failed", connection.id)
-            self.notify("login", connection, rest, False)
+            await self.login_event(connection, rest, False)
             connection.response("530", ADDRESS_REFUSED_TEXT)
             return True
         elif user is not None:
@@ -85,7 +85,7 @@ class LoginCommands(HandlerBase):
                     await self.user_manager.notify_logout(user)
                 except Exception:
                     logger.exception("session %s: notify_logout failed", connection.id)
-                self.notify("login", connection, user.login, False)
+                await self.login_event(connection, user.login, False)
                 connection.response("530", "login refused: this account's storage is not available")
                 return True
             connection.user = user
@@ -94,10 +94,10 @@ class LoginCommands(HandlerBase):
             apply_user_encoding(connection, user)
             self._logged_in(connection)
             logger.info("session %s: logged in as %r", connection.id, user.login)
-            self.notify("login", connection, user.login, True)
+            await self.login_event(connection, user.login, True)
         elif code == "530":
             logger.info("session %s: login refused for %r: %s", connection.id, rest, info)
-            self.notify("login", connection, rest, False)
+            await self.login_event(connection, rest, False)
         connection.response(code, info)
         return True
 
@@ -119,7 +119,7 @@ class LoginCommands(HandlerBase):
                 # a try is reserved before any hashing: tries in flight count as failures
                 attempt = limiter.begin(connection.client_host, name)
             except AttemptRefused as exc:
-                return self._refused(connection, name, exc)
+                return await self._refused(connection, name, exc)
         refused_address: str | None = None
         try:
             if attempt is not None:
@@ -141,7 +141,7 @@ class LoginCommands(HandlerBase):
             if ok and refused_address is None:
                 user = await self._session_user(user)
         except AttemptRefused as exc:
-            return self._refused(connection, name, exc)
+            return await self._refused(connection, name, exc)
         except LoginsBusy:
             if attempt is not None:
                 attempt.abandoned()
@@ -168,7 +168,7 @@ class LoginCommands(HandlerBase):
             if delay:
                 await asyncio.sleep(delay)
             logger.info("session %s: failed login for %r", connection.id, name)
-            self.notify("login", connection, name, False)
+            await self.login_event(connection, name, False)
             connection.response("530", WRONG_PASSWORD_TEXT)
             return True
         if attempt is not None:
@@ -180,7 +180,7 @@ class LoginCommands(HandlerBase):
             logger.error("session %s: storage of %r cannot be opened: %s",
                          connection.id, user.login, exc)
             await self.end_login(connection)
-            self.notify("login", connection, name, False)
+            await self.login_event(connection, name, False)
             connection.response("530", "login refused: this account's storage is not available")
             return True
         connection.current_directory = user.home_path
@@ -188,7 +188,7 @@ class LoginCommands(HandlerBase):
         apply_user_encoding(connection, user)
         self._logged_in(connection)
         logger.info("session %s: logged in as %r", connection.id, user.login)
-        self.notify("login", connection, user.login, True)
+        await self.login_event(connection, user.login, True)
         connection.response("230", "normal login")
         return True
 
@@ -217,6 +217,14 @@ class LoginCommands(HandlerBase):
         return False
 
     # -- helpers -------------------------------------------------------------------------
+    async def login_event(self, connection: Session, name: str | None, ok: bool) -> None:
+        """A login attempt ended: listeners are told, durable ones before the reply."""
+        self.notify("login", connection, name, ok)
+        operation = self.operation(connection, "login" if ok else "login_failed")
+        if not ok:
+            operation.login = name  # the name tried, not an account the session holds
+        await self.emit(connection, operation)
+
     @staticmethod
     def _address_refusal(connection: Session, user: Any) -> str | None:
         """Why the account may not log in from the client's address; None when it may."""
@@ -245,15 +253,15 @@ class LoginCommands(HandlerBase):
         if delay:
             await asyncio.sleep(delay)
         logger.info("session %s: login of %r refused: %s", connection.id, name, why)
-        self.notify("login", connection, name, False)
+        await self.login_event(connection, name, False)
         connection.response("530", WRONG_PASSWORD_TEXT)
         return True
 
-    def _refused(self, connection: Session, name: str, exc: AttemptRefused) -> bool:
+    async def _refused(self, connection: Session, name: str, exc: AttemptRefused) -> bool:
         """A try the limiter did not allow: 421 and the end of the session for the
         client's network, 530 for a locked login."""
         logger.info("session %s: password login for %r refused: %s", connection.id, name, exc)
-        self.notify("login", connection, name, False)
+        await self.login_event(connection, name, False)
         if exc.scope == "address":
             connection.response("421", str(exc))
             return False

@@ -94,6 +94,7 @@ class TransferCommands(HandlerBase):
         file = await connection.path_io.open(real, "rb")
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "RETR", virtual)
+        record.real = str(real)
         timeout = connection.data.settings.socket_timeout
 
         async def body(stream: ThrottleStreamIO) -> None:
@@ -187,6 +188,13 @@ class TransferCommands(HandlerBase):
         self, connection: Session, real: Any, virtual: PurePosixPath, *,
         append: bool, info: str, key: Hashable, exclusive: bool = False,
     ) -> bool:
+        refused = await self.upload_refusal(connection, virtual, real)
+        if refused is not None:
+            self.active_writers.release(key)
+            connection.restart_offset = 0
+            connection.login.allocated = None
+            connection.response(*refused)
+            return True
         offset, connection.restart_offset = connection.restart_offset, 0
         # REST then STOR or APPE writes from the offset on, in place (as aioftp
         # does); past the end the gap reads as zeros, as on a disk.  A storage that
@@ -200,6 +208,7 @@ class TransferCommands(HandlerBase):
         file = await self._open_for_writing(connection, real, mode)
         ascii_mode = connection.transfer_type == "A"
         record = self.transfer_record(connection, "APPE" if append else "STOR", virtual)
+        record.real = str(real)
         block_size = self.block_size
         # only an upload that writes the whole file knows the whole file's checksums
         algorithms = self.upload_checksums if mode in ("wb", "xb") else ()
@@ -361,14 +370,24 @@ class TransferCommands(HandlerBase):
             raise
         else:
             if status == "complete":
+                if record is not None:
+                    # recorded (an event outbox, usage) before the client hears of it
+                    record.finish(status)
+                    await self.emit(connection, self._transfer_operation(connection, record))
                 connection.response("226", "transfer complete")
         finally:
             await connection.data.transfer_done()
             if record is not None:
                 if status != "complete":
                     record.checksums = {}  # of no file: nothing was stored
-                record.finish(status)
+                if record.finished is None or status != "complete":
+                    record.finish(status)
                 self.notify("transfer", connection, record)
+
+    def _transfer_operation(self, connection: Session, record: TransferRecord) -> Any:
+        kind = "download" if record.direction == "o" else "upload"
+        return self.operation(connection, kind, path=record.path, real=record.real or None,
+                              size=record.size, record=record)
 
     async def _run_transfer_body(self, connection: Session, body: Body) -> str:
         """Move the bytes; "complete", "failed" (no data connection) or "aborted"."""
