@@ -13,6 +13,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -200,8 +201,16 @@ def test_metrics_and_json_logs(tmp_path: Path, start_gateway):
     refused.close()
     server.wait_for(r'"message": "closed"', count=2)  # both sessions are over
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    # the "closed" line is logged just before the open-sessions gauge is lowered
+    deadline = time.monotonic() + 10
+    text = scrape()
+    while re.search(r"^gateway_sessions_open 0\.0$", text, re.MULTILINE) is None:
+        assert time.monotonic() < deadline, f"sessions still open:\n{text}"
+        text = scrape()
 
     def value(name: str) -> float:
         match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
