@@ -40,6 +40,8 @@ def _changed_needing_restart(old: Settings, new: Settings) -> list[str]:
         names.append("storage")
     if old.passive != new.passive:
         names.append("passive")
+    if old.events != new.events:
+        names.append("events")
     if old.tls.configured != new.tls.configured:
         names.append("tls (switched on or off)")
     return names
