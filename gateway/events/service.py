@@ -13,8 +13,10 @@ import logging
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.model import EventSettings, Settings
@@ -78,6 +80,7 @@ class EventService:
         self.recorder: EventRecorder | None = None
         self.worker: DeliveryWorker | None = None
         self.hook: PreUploadHook | None = None
+        self._run_as = settings.run_as
         if events.pre_upload.configured:
             hook = events.pre_upload
             self.hook = PreUploadHook(
@@ -117,10 +120,25 @@ class EventService:
             return
         if self._own_engine:  # an outbox of its own: no migrations made its table
             await ensure_table(self.engine)
+            self._hand_over_file()
         released = await release_claims(self.engine, self.node + "/")
         if released:
             logger.info("took back %d event deliveries this node held before it stopped", released)
         self.worker.start()
+
+    def _hand_over_file(self) -> None:
+        """An embedded SQLite outbox made before ``run_as`` drops privileges goes to
+        the account the service then runs as (it writes the file and its journal)."""
+        url = make_url(str(self.url))
+        if self._run_as is None or not url.drivername.startswith("sqlite") or not url.database:
+            return
+        from gateway.service.privileges import account_ids
+
+        ids = account_ids(*self._run_as)
+        path = Path(url.database)
+        os.chown(path, *ids)
+        if str(self.url) == DEFAULT_OUTBOX_URL:  # the folder made for it, too
+            os.chown(path.parent, *ids)
 
     async def stop(self, grace: float = 10.0) -> None:
         if self.worker is not None:
