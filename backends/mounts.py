@@ -276,6 +276,17 @@ class MountedPathIO(AbstractPathIO[PurePosixPath]):
             return None
         return MountInfo(mount.folder, PurePosixPath(mount.path), mount.read_only)
 
+    def storage_key(self, path: PurePath | str) -> tuple[str, int, str]:
+        """Which file ``path`` is, across every tree mounting the same folder: the
+        folder's store (its kind and shared state) and the real path in it.  Two
+        accounts writing one shared file through their own trees get the same key."""
+        _, parts = _virtual(path)
+        slot = self._table.owner(parts)
+        child, real_root = self._child(slot)
+        relative = parts[len(slot.parts) :]
+        real = real_root.joinpath(*relative) if relative else real_root
+        return (type(child).__qualname__, id(child.state), str(real))
+
     def _child(self, slot: _Slot) -> tuple[AbstractPathIO[Any], PurePath]:
         factory, real_root = self._table.store(slot)
         child = self._children.get(slot.index)

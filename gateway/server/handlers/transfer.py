@@ -450,7 +450,11 @@ def _not_found(exc: BaseException) -> bool:
 
 def writer_key(path_io: Any, real: Any) -> Hashable:
     """Which file an upload writes, across sessions: the storage (its kind and shared
-    state) and the path in it."""
+    state) and the path in it.  A storage composed of others (virtual folders) names
+    the store underneath, so accounts sharing a folder share its files' keys."""
+    storage_key = getattr(path_io, "storage_key", None)
+    if storage_key is not None:
+        return storage_key(real)  # type: ignore[no-any-return]
     return (type(path_io).__qualname__, id(path_io.state), str(real))
 
 
