@@ -2,8 +2,9 @@
 ``gateway serve --repair``.
 
 Which roots: the default storage root (which holds every ``<root>/<login>`` account),
-the static accounts' own roots, and the distinct roots of database accounts (at most
-``MAX_DATABASE_ROOTS`` of them).  A root inside another one in the list is covered by
+the static accounts' own roots, the distinct roots of database accounts (at most
+``MAX_DATABASE_ROOTS`` of them), and every folder's root (``[[folders]]`` and the
+database's folders, each with its own storage options).  A root inside another one in the list is covered by
 it.  What is done per root is ``backends.recovery``'s business.
 
 At start-up the local roots come first, before the listeners open: an append cut off
@@ -32,6 +33,8 @@ __all__ = (
     "configured_roots",
     "database_roots",
     "distinct_roots",
+    "folder_roots",
+    "static_folder_roots",
     "recover_at_start",
     "repair",
 )
@@ -77,6 +80,33 @@ async def database_roots(manager: Any, limit: int = MAX_DATABASE_ROOTS) -> list[
     return [str(root) for root in rows if root]
 
 
+def static_folder_roots(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The ``[[folders]]`` roots (local ones absolute) with their storage options."""
+    return {
+        folder.root if _is_url(folder.root) else os.path.abspath(folder.root): dict(folder.options)
+        for folder in settings.folders
+    }
+
+
+async def folder_roots(settings: Settings, manager: Any) -> dict[str, dict[str, Any]]:
+    """Every folder's root, with the folder's own storage options: the ``[[folders]]``
+    of the configuration and those of the accounts database."""
+    found = static_folder_roots(settings)
+    engine = getattr(manager, "engine", None)
+    if engine is None:
+        return found
+    from sqlalchemy import select
+
+    from gateway.users.database.folders import FolderRow
+
+    query = select(FolderRow.storage_root, FolderRow.options).order_by(FolderRow.name)
+    async with asyncio.timeout(_QUERY_TIMEOUT), engine.connect() as connection:
+        for root, options in (await connection.execute(query)).all():
+            if root:
+                found.setdefault(str(root), dict(options or {}))
+    return found
+
+
 def _key(root: str) -> str:
     if _is_url(root):
         return root.rstrip("/") + "/"
@@ -95,11 +125,13 @@ def distinct_roots(roots: Iterable[str]) -> list[str]:
 
 def _build(roots: Iterable[str], settings: Settings, *,
            on_error: Callable[[str, str], None],
-           on_unsupported: Callable[[str], None] = lambda root: None) -> list[RootRecovery]:
-    options = dict(settings.storage.options) or None
+           on_unsupported: Callable[[str], None] = lambda root: None,
+           folder_options: dict[str, dict[str, Any]] | None = None) -> list[RootRecovery]:
     age = settings.storage.stale_temporary_age
     recoveries: list[RootRecovery] = []
     for root in roots:
+        # a folder's own options (its endpoint, credentials) over the server's
+        options = {**settings.storage.options, **(folder_options or {}).get(root, {})} or None
         try:
             recovery = recovery_for_root(root, age, options=options)
         except Exception as exc:  # a root no backend can serve, a package not installed
@@ -141,14 +173,19 @@ async def recover_at_start(settings: Settings, manager: Any,
     the rest in the background (None when nothing is left).  Never raises: a root that
     cannot be cleaned is logged, and the server starts anyway."""
     roots = configured_roots(settings)
+    folders: dict[str, dict[str, Any]] = {}
     try:
         roots += await database_roots(manager)
+        folders = await folder_roots(settings, manager)
     except Exception as exc:
         logger.warning("clean-up of upload temporaries: cannot list the accounts' storage "
                        "roots (%s); only the configured roots are cleaned", exc)
+        folders = static_folder_roots(settings)
+    roots += list(folders)
     recoveries = _build(
         distinct_roots(roots), settings,
         on_error=lambda root, text: logger.warning("temporaries in %s: not checked: %s", root, text),
+        folder_options=folders,
     )
     deadline = time.monotonic() + budget
     for recovery in recoveries:
@@ -180,18 +217,21 @@ async def repair(settings: Settings, manager: Any, report: Callable[[str], None]
         report(f"FAIL  temporaries in {escape(root)}: {escape(text)}")
 
     roots = configured_roots(settings)
+    folders = static_folder_roots(settings)
     if manager is not None:
         try:
             roots += await database_roots(manager)
+            folders = await folder_roots(settings, manager)
         except Exception as exc:
             ok = False
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             report(f"FAIL  accounts' storage roots: {escape(text)}")
+    roots += list(folders)
     def unsupported(root: str) -> None:
         report(f"skip  temporaries in {escape(root)}: no clean-up for this kind of storage")
 
     for recovery in _build(distinct_roots(roots), settings, on_error=failed,
-                           on_unsupported=unsupported):
+                           on_unsupported=unsupported, folder_options=folders):
         try:
             await recovery.run()
         finally:

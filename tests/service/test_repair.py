@@ -88,3 +88,23 @@ def test_repair_failures_are_one_line_each(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "FAIL  temporaries in s3://: ValueError: an s3:// root needs a bucket name" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+
+def test_repair_covers_the_folders_roots(tmp_path: Path) -> None:
+    """A folder's root outside every account's root is cleaned up too."""
+    config, _root = _config(tmp_path)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    config.write_text(config.read_text() + f"""
+[[folders]]
+name = "archive"
+root = "{archive}"
+""")
+    stale = archive / partial_name("scan.tif")
+    stale.write_bytes(b"half a scan")
+    then = time.time() - 7200
+    os.utime(stale, (then, then))
+
+    done = run_cli("serve", "-c", str(config), "--repair", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok    temporaries in {archive}: 1 removed" in done.stdout
+    assert not stale.exists()
