@@ -64,6 +64,11 @@ async def _root_reachable(root: str, options: dict[str, Any] | None) -> str | No
     try:
         async with asyncio.timeout(STORAGE_TIMEOUT):
             exists = await path_io.exists(real_root)
+            if exists:
+                # an object store answers "exists" for a root prefix without asking:
+                # one listing request proves the endpoint, bucket and credentials
+                async for _entry in path_io.list(real_root):
+                    break
         if not exists:
             return f"{root} does not exist yet (it is created on first login for local roots)"
         return None
@@ -106,6 +111,9 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
         problem = _listen_free(listener.host, listener.port)
         result(problem is None, f"listen {listener.host}:{listener.port}", problem or "free")
     roots: set[str] = set()
+    from gateway.service.temporaries import folder_roots, static_folder_roots
+
+    folders = static_folder_roots(settings)
     try:
         manager = build_user_manager(settings)
     except StartError as exc:
@@ -124,6 +132,7 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
                 accounts = await admin.list_accounts(manager.engine)
             result(True, "accounts database", f"{url} ({len(accounts)} account(s), schema current)")
             roots.update(account.storage_root for account in accounts if account.storage_root)
+            folders = await folder_roots(settings, manager)
         except Exception as exc:
             result(False, "accounts database", f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         finally:
@@ -141,6 +150,11 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
     if "://" in settings.storage.root:
         problem = await _root_reachable(settings.storage.root, options)
         result(problem is None, f"storage {settings.storage.root}", problem or "reachable")
+    for root, own in sorted(folders.items()):
+        if "://" not in root or root in roots:
+            continue  # local folders are created on first use
+        problem = await _root_reachable(root, {**settings.storage.options, **own} or None)
+        result(problem is None, f"folder storage {root}", problem or "reachable")
     return ok
 
 

@@ -308,6 +308,32 @@ def test_check_reports_each_part(tmp_path: Path):
     assert "FAIL  accounts database: postgresql+asyncpg://nobody:***@127.0.0.1:1/none" in bad.stdout
 
 
+def test_check_reaches_each_folder(tmp_path: Path, s3_service):
+    """Each folder's storage is asked (a listing: an object store answers "exists"
+    for a prefix without a request); one that does not answer fails, named by its root."""
+    config = static_config(tmp_path)
+    options = s3_service.options(max_attempts=1)
+    inline = ", ".join(f"{key} = {json.dumps(value)}" for key, value in options.items())
+    offline = dict(options, endpoint_url="http://127.0.0.1:1")
+    inline_offline = ", ".join(f"{key} = {json.dumps(value)}" for key, value in offline.items())
+    config.write_text(config.read_text() + f"""
+[[folders]]
+name = "online"
+root = "s3://{s3_service.bucket}/check"
+options = {{ {inline} }}
+
+[[folders]]
+name = "offline"
+root = "s3://{s3_service.bucket}/elsewhere"
+options = {{ {inline_offline} }}
+""")
+    done = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"ok    folder storage s3://{s3_service.bucket}/check: reachable" in done.stdout
+    assert f"FAIL  folder storage s3://{s3_service.bucket}/elsewhere" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_check_of_the_embedded_default(tmp_path: Path):
     done = run_cli("serve", "--check", "--port", "0", cwd=tmp_path, env=base_env())
     assert done.returncode == 0, done.stdout + done.stderr
