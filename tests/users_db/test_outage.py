@@ -121,3 +121,38 @@ async def test_outage_gives_421_and_recovers(
     # the server kept serving: a plain login still works and no slot leaked
     ftp = await in_thread(ftp_login, port, "alice", "s3cret")
     await in_thread(ftp.quit)
+
+
+@pytest.mark.parametrize("database_kind", ["postgresql"])
+async def test_dead_pooled_connections_are_replaced_without_a_failed_login(
+    database_url: str, root: Path, make_manager, make_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted (every server process of the pool killed): the next login
+    pings the idle connections, finds them dead and uses new ones; no login fails."""
+    from sqlalchemy import text
+
+    from gateway.users.database import engine as engine_module
+    from gateway.users.database.engine import create_engine
+
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 0.0)  # any idle one is pinged
+    await add_account(database_url, "alice", "s3cret", root=root)
+    manager = make_manager(database_url, cache_ttl=0)
+    server = await make_server(manager)
+    ftp = await in_thread(ftp_login, server.server_port, "alice", "s3cret")
+    await in_thread(ftp.quit)
+
+    database = make_url(database_url).database
+    admin = create_engine(database_url)
+    try:
+        async with admin.connect() as connection:
+            killed = (await connection.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = :name AND pid <> pg_backend_pid()"
+            ), {"name": database})).scalar_one()
+    finally:
+        await admin.dispose()
+    assert killed >= 1  # the pool's connections were there, and are gone now
+
+    for _ in range(3):
+        ftp = await in_thread(ftp_login, server.server_port, "alice", "s3cret")
+        await in_thread(ftp.quit)
