@@ -21,9 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config.model import Settings
+from gateway.observe.health import Health
 from gateway.observe.logs import TransferLogger
 from gateway.server.events import EventFanout, ServerEvents
 from gateway.service.build import StartError, build_servers, build_user_manager
+from gateway.service.openfiles import OpenFilesWatch, announce_limit, raise_open_files_limit
 from gateway.service.temporaries import recover_at_start
 
 __all__ = ("Running", "serve")
@@ -37,6 +39,7 @@ class Running:
     def __init__(self) -> None:
         self.addresses: list[tuple[str, int, str]] = []  # host, port, tls mode
         self.metrics_port: int | None = None
+        self.health = Health()  # what /healthz and /readyz report
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
 
@@ -122,12 +125,21 @@ async def serve(
     ``admin_command`` is how the hint for a first account runs ``gateway``.
     """
     running = running or Running()
+    announce_limit(raise_open_files_limit())  # sessions count against it: see openfiles
     events, closers, metrics = _events(settings)
     manager = build_user_manager(settings)
+    delivery = None  # the event outbox and its worker, with [events] on
+    if settings.events.active:
+        from gateway.events.service import EventService
+
+        delivery = EventService(settings, manager, metrics.registry if metrics is not None else None)
+        events.listeners.extend(delivery.listeners)
     servers = build_servers(settings, manager, events)
     connect = getattr(manager, "connect", None)
     started: list[Any] = []
     cleanup: asyncio.Future[None] | None = None
+    ticking: asyncio.Future[None] | None = None
+    watching: asyncio.Future[None] | None = None
     loop = asyncio.get_running_loop()
     in_force = [settings]  # what SIGHUP last applied
     if install_signals:
@@ -151,6 +163,7 @@ async def serve(
 
             loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
+        watching = asyncio.ensure_future(OpenFilesWatch().run())
         if connect is not None:
             try:
                 await connect()
@@ -163,6 +176,13 @@ async def serve(
                 announce(hint)
         # an append cut off by a kill -9 is rolled back before clients can see it
         cleanup = await recover_at_start(settings, manager)
+        if delivery is not None:
+            try:
+                await delivery.start()
+            except Exception as exc:
+                from gateway.users.database.diagnose import explain
+
+                raise StartError(f"[events] outbox: {explain(exc, delivery.url)}") from None
         for server, listener in servers:
             try:
                 await server.start(listener.host, listener.port)
@@ -177,11 +197,19 @@ async def serve(
             announce(f"gateway: serving FTP on {server.server_host}:{server.server_port} ({mode}){behind}")
         if metrics is not None and settings.metrics.listen is not None:
             host, port = settings.metrics.listen
+            from prometheus_client import make_wsgi_app
+
+            from gateway.observe.health import serve_endpoint
+
             try:
-                running.metrics_port = metrics.serve(host, port)
+                endpoint = serve_endpoint(host, port, running.health, make_wsgi_app(metrics.registry))
             except OSError as exc:
                 raise StartError(f"[metrics] listen {host}:{port}: {exc.strerror or exc}") from None
-            announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics")
+            closers.append(endpoint)
+            running.metrics_port = endpoint.port
+            ticking = asyncio.ensure_future(running.health.keep_ticking())
+            announce(f"gateway: metrics on http://{host}:{running.metrics_port}/metrics"
+                     " (probes: /healthz, /readyz)")
         if settings.run_as is not None:
             from gateway.service.privileges import drop_privileges
 
@@ -194,7 +222,10 @@ async def serve(
                     "start as root to bind the ports and switch, or leave run_as out"
                 ) from None
             announce(f"gateway: running as {user}" + (f":{group}" if group else ""))
+        running.health.ready()
         await running.stop.wait()
+        # /readyz answers 503 from here on: balancers stop sending new clients
+        running.health.drain()
         grace = in_force[0].shutdown_grace
         logger.info("stopping: transfers get %.0f s to finish", grace)
         shutdowns = asyncio.gather(*(s.shutdown(grace) for s in started))
@@ -207,6 +238,10 @@ async def serve(
             await shutdowns
         forced.cancel()
     finally:
+        if watching is not None:
+            watching.cancel()
+        if ticking is not None:
+            ticking.cancel()
         if cleanup is not None and not cleanup.done():
             cleanup.cancel()
             await asyncio.wait([cleanup])
@@ -217,6 +252,9 @@ async def serve(
         for server in started:
             if server.server is not None and server.server.is_serving():
                 await server.close()
+        if delivery is not None:  # before the accounts engine it may share is closed
+            with contextlib.suppress(Exception):
+                await delivery.stop()
         close = getattr(manager, "close", None)
         if close is not None:
             with contextlib.suppress(Exception):
