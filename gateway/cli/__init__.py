@@ -28,7 +28,9 @@ __all__ = ("main", "SUBCOMMANDS")
 #: name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
     "users": "gateway.cli.users:users",
+    "folders": "gateway.cli.folders:folders",
     "db": "gateway.cli.db:db",
+    "events": "gateway.cli.events:events",
     "serve": "gateway.cli.serve:serve",
     "hash-password": "gateway.cli.serve:hash_password",
 }

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from gateway.cli._common import database_url_option, run_with_engine
+from gateway.cli.quota import quota
 
 __all__ = ("users",)
 
@@ -75,6 +76,9 @@ def _stamp(value: float) -> str:
 @click.group()
 def users() -> None:
     """Manage the accounts in the database."""
+
+
+users.add_command(quota)
 
 
 def _default_root(config_file: Path | None, login: str) -> tuple[str, Any]:
@@ -208,14 +212,17 @@ def list_(database_url: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(database_url: str | None, login: str, as_json: bool) -> None:
     """Show one account: settings, limits, rules by path, live sessions."""
-    from gateway.users.database import admin
+    from gateway.users.database import admin, folder_admin
 
-    async def work(engine: Any) -> admin.AccountInfo:
-        return await admin.get_account(engine, login)
+    async def work(engine: Any) -> tuple[admin.AccountInfo, list[folder_admin.MountInfo]]:
+        return await admin.get_account(engine, login), await folder_admin.mounts_of(engine, login)
 
-    account = run_with_engine(database_url, work)
+    account, mounts = run_with_engine(database_url, work)
     if as_json:
-        click.echo(json.dumps(_as_dict(account), indent=2))
+        click.echo(json.dumps({**_as_dict(account), "mounts": [
+            {"path": m.path, "folder": m.folder, "root": m.storage_root, "read_only": m.read_only}
+            for m in mounts
+        ]}, indent=2))
         return
     click.echo(f"login:     {account.login}")
     click.echo(f"enabled:   {'yes' if account.enabled else 'no'}")
@@ -242,6 +249,9 @@ def show(database_url: str | None, login: str, as_json: bool) -> None:
         click.echo("  (none: no access)")
     for path, readable, writable in account.permissions:
         click.echo(f"  {_rights(readable, writable)}  {path}")
+    click.echo("folders (virtual folders mounted in the tree):" if mounts else "folders:   none")
+    for m in mounts:
+        click.echo(f"  {m.path}  {m.folder}  ({m.storage_root}){'  read-only' if m.read_only else ''}")
 
 
 @users.command()
@@ -424,6 +434,38 @@ def set_(database_url: str | None, login: str, storage_root: str | None, home_pa
 
     run_with_engine(database_url, work)
     click.echo(f"user {login!r} updated")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.argument("vpath", metavar="VPATH")
+@click.argument("folder")
+@click.option("--read-only", is_flag=True, help="LOGIN may read the folder but change nothing in it.")
+def mount(database_url: str | None, login: str, vpath: str, folder: str, read_only: bool) -> None:
+    """Mount FOLDER (see `gateway folders`) at VPATH in LOGIN's tree."""
+    from gateway.users.database import folder_admin
+
+    async def work(engine: Any) -> None:
+        await folder_admin.mount(engine, login, vpath, folder, read_only=read_only)
+
+    run_with_engine(database_url, work)
+    click.echo(f"folder {folder!r} mounted at {vpath} for {login!r}{' (read-only)' if read_only else ''}")
+
+
+@users.command()
+@database_url_option
+@click.argument("login")
+@click.argument("vpath", metavar="VPATH")
+def unmount(database_url: str | None, login: str, vpath: str) -> None:
+    """Remove the folder mounted at VPATH from LOGIN's tree (its files stay)."""
+    from gateway.users.database import folder_admin
+
+    async def work(engine: Any) -> None:
+        await folder_admin.unmount(engine, login, vpath)
+
+    run_with_engine(database_url, work)
+    click.echo(f"folder at {vpath} unmounted for {login!r}")
 
 
 def _as_dict(account: Any) -> dict[str, Any]:

@@ -51,6 +51,13 @@ def _networks(value: Any) -> tuple[str, ...]:
         raise v.ValueProblem(str(exc)) from None
 
 
+def _folder_options(value: Any) -> dict[str, Any]:
+    """A folder's storage options: a table, passed to its backend as it is."""
+    if not isinstance(value, dict):
+        raise v.ValueProblem(f"expected a table of storage options, got {value!r}")
+    return dict(value)
+
+
 def _patterns(value: Any) -> tuple[str, ...]:
     """File name patterns: a list of strings (one string is one pattern)."""
     from gateway.users.filerules import validate_pattern
@@ -147,6 +154,69 @@ def _level(value: Any) -> str:
     return v.to_choice(value, ("debug", "info", "warning", "error"))
 
 
+def _argv(value: Any) -> tuple[str, ...]:
+    """A program and its arguments as a list (run without a shell); a string (as an
+    environment variable gives) is split as a POSIX shell would, nothing more."""
+    if isinstance(value, str):
+        import shlex
+
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:
+            raise v.ValueProblem(f"cannot split {value!r} into arguments: {exc}") from None
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise v.ValueProblem(f"expected a command as a list of strings such as [\"/usr/local/bin/ingest\", \"--queue\", \"images\"], got {value!r}")
+    if not value[0].strip() or any("\x00" in item for item in value):
+        raise v.ValueProblem(f"the program name is empty or an argument holds a NUL byte: {value!r}")
+    return tuple(value)
+
+
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """HTTP headers: a table of names to values."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in value.items()):
+        raise v.ValueProblem(f"expected a table of header names to text values, got {value!r}")
+    for name, text in value.items():
+        if not name or any(c in name for c in " :\r\n") or any(c in text for c in "\r\n\x00"):
+            raise v.ValueProblem(f"bad HTTP header {name!r}: names have no spaces or colons, values no line breaks")
+    return tuple(value.items())
+
+
+def _event_kinds(value: Any) -> tuple[str, ...]:
+    from gateway.events.matching import EVENT_KINDS
+
+    names = _names(value)
+    for name in names:
+        if name != "*" and name not in EVENT_KINDS:
+            raise v.ValueProblem(f"unknown event {name!r}; expected some of {', '.join(EVENT_KINDS)}, or \"*\" for all")
+    if not names:
+        raise v.ValueProblem("expected at least one event kind")
+    return names
+
+
+def _path_globs(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise v.ValueProblem(f"expected a list of path patterns such as [\"/inbox/*\"], got {value!r}")
+    for item in items:
+        if not item.startswith("/"):
+            raise v.ValueProblem(f"path patterns are absolute virtual paths (start with /), got {item!r}")
+    return tuple(items)
+
+
+def _url(value: Any) -> str:
+    text = v.to_str(value).strip()
+    if not text.lower().startswith(("http://", "https://")):
+        raise v.ValueProblem(f"expected an http:// or https:// URL, got {value!r}")
+    return text
+
+
+def _refuse_code(value: Any) -> str:
+    text = str(value).strip()
+    if text not in ("450", "451", "550", "552", "553"):
+        raise v.ValueProblem(f"expected one of 450, 451, 550, 552, 553; got {value!r}")
+    return text
+
+
 TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     ("server",): {
         "shutdown_grace": Key(lambda x: v.to_duration(x), "seconds running transfers get to finish on SIGTERM/SIGINT before sessions are closed with 421", "30"),
@@ -220,6 +290,27 @@ TABLES: dict[tuple[str, ...], dict[str, Key]] = {
     ("metrics",): {
         "listen": Key(_metrics_listen, "HOST:PORT of the Prometheus endpoint (/metrics)", "off"),
     },
+    ("events",): {
+        "enabled": Key(v.to_bool, "record events and deliver them to [[events.actions]] (see Events)", "true when an action or [events.pre_upload] is configured"),
+        "database_url": Key(v.to_str, "SQLAlchemy URL of the outbox database", "the accounts database; with static users sqlite:///var/events.sqlite3"),
+        "node_name": Key(v.to_str, "this node's name in events and in the outbox's claims (unique per node sharing a database)", "the host name"),
+        "poll_interval": Key(lambda x: v.to_duration(x), "seconds between looks for due deliveries (new events are delivered at once)", "1"),
+        "retry_base": Key(lambda x: v.to_duration(x), "seconds before the first retry of a failed delivery, doubled per try", "1"),
+        "retry_max": Key(lambda x: v.to_duration(x), "longest wait between tries", "300"),
+        "max_attempts": Key(_optional_count, "tries after which a delivery is given up (status failed; `gateway events retry` revives it); 0: no limit", "20"),
+        "max_age": Key(_timeout, "seconds after the event when a delivery is given up; 0: no limit", "86400"),
+        "lease": Key(lambda x: v.to_duration(x), "seconds a node holds a delivery it claimed (at least the action's timeout + 30); a dead node's claims return after it", "60"),
+        "concurrency": Key(lambda x: v.to_int(x, minimum=1, maximum=256), "deliveries at once on this node (one per action and account at a time)", "8"),
+    },
+    ("events", "pre_upload"): {
+        "url": Key(_url, "endpoint asked (POST, the event as JSON) before an upload opens storage: 2xx allows it, another status refuses it with the body's first line", "none"),
+        "command": Key(_argv, "command asked instead (the event on stdin): exit 0 allows, another exit refuses with its output's first line", "none"),
+        "secret": Key(v.to_str, "HMAC-SHA256 key signing the request (X-Gateway-Signature)", "none"),
+        "timeout": Key(lambda x: v.to_duration(x), "seconds the hook has to answer", "5"),
+        "fail_open": Key(v.to_bool, "allow uploads when the hook cannot be asked (false: refuse with 451)", "false"),
+        "headers": Key(_headers, "extra HTTP headers, a table", "{}"),
+        "refuse_code": Key(_refuse_code, "reply code of a refusal whose text does not start with one (450, 451, 550, 552, 553)", "\"550\""),
+    },
 }
 
 #: Arrays of tables and the keys each entry takes.
@@ -252,6 +343,32 @@ ARRAYS: dict[tuple[str, ...], dict[str, Key]] = {
         "hide_denied": Key(v.to_bool, "also hide names matching deny_names from listings, and answer 550 (as if missing) to any command naming one", "false"),
         "names_case_sensitive": Key(v.to_bool, "match the name patterns with regard to case", "false"),
         "max_file_size": Key(_limit, "largest file an upload may make, bytes (\"100MiB\"): 552 at ALLO, or when the bytes pass it (the upload is rolled back)", "unlimited"),
+        "max_bytes": Key(_limit, "quota: bytes this user's files may hold together (\"10GiB\"); an upload past it gets 552 and is rolled back (see Quotas)", "unlimited"),
+        "max_files": Key(_optional_count, "quota: files this user may keep", "unlimited"),
+        "upload_per_day": Key(_limit, "quota: bytes this user may upload per UTC day", "unlimited"),
+        "upload_per_month": Key(_limit, "quota: bytes this user may upload per UTC month", "unlimited"),
+        "download_per_day": Key(_limit, "quota: bytes this user may download per UTC day", "unlimited"),
+        "download_per_month": Key(_limit, "quota: bytes this user may download per UTC month", "unlimited"),
+        "mounts": Key(lambda x: x, "[[folders]] mounted in this user's tree: a list of {path, folder, read_only} (read_only defaults to the folder's); see Virtual folders", "[]"),
+    },
+    ("folders",): {
+        "name": Key(v.to_str, "the folder's name, as mounts name it", "required"),
+        "root": Key(v.to_str, "its files: a path or URL (s3://bucket/prefix, memory://, ...)", "required"),
+        "options": Key(_folder_options, "storage options for this root, merged over [storage.options] (endpoint_url, credentials...)", "{}"),
+        "read_only": Key(v.to_bool, "mounts of this folder are read-only unless they say otherwise", "false"),
+        "description": Key(v.to_str, "what the folder is for", "none"),
+    },
+    ("events", "actions"): {
+        "name": Key(v.to_str, "the action's name, kept in the outbox (renaming it orphans its pending deliveries)", "\"<kind>-<n>\" (1-based)"),
+        "kind": Key(lambda x: v.to_choice(x, ("webhook", "command")), "webhook (POST JSON to url) or command (run it, the event on stdin)", "required"),
+        "events": Key(_event_kinds, "event kinds delivered: upload, download, delete, rename, mkdir, rmdir, login, login_failed, or \"*\"", "[\"upload\"]"),
+        "accounts": Key(_names, "logins whose events are delivered", "[] (every account)"),
+        "paths": Key(_path_globs, "virtual path globs (`*` within a directory, `**` across); a rename matches by either name", "[] (every path)"),
+        "url": Key(_url, "webhook: the endpoint; 2xx means delivered", "required for webhooks"),
+        "secret": Key(v.to_str, "webhook: HMAC-SHA256 key of the X-Gateway-Signature header", "none (unsigned)"),
+        "timeout": Key(lambda x: v.to_duration(x), "seconds a try may take (a command is killed after)", "10"),
+        "headers": Key(_headers, "webhook: extra HTTP headers, a table", "{}"),
+        "command": Key(_argv, "command: program and arguments, run without a shell; exit 0 means delivered", "required for commands"),
     },
 }
 

@@ -18,12 +18,17 @@ from gateway.config.keys import ARRAYS, ENV_ALIASES, FREE_TABLES, TABLES, Key, e
 from gateway.config.locate import line_of
 from gateway.config.model import (
     DatabaseUsers,
+    EventAction,
+    EventSettings,
+    FolderSettings,
     LimitSettings,
     ListenerSettings,
     LoggingSettings,
     MetricsSettings,
+    MountSettings,
     PassiveSettings,
     PermissionSettings,
+    PreUploadSettings,
     Settings,
     StaticUser,
     StorageSettings,
@@ -174,6 +179,49 @@ def _permissions(sources: _Sources, path: ConfigPath, raw: Any) -> tuple[Permiss
     return tuple(result)
 
 
+def _mounts(sources: _Sources, path: ConfigPath, raw: Any) -> tuple[MountSettings, ...]:
+    """A static user's ``mounts``: a list of {path, folder, read_only} tables."""
+    if not isinstance(raw, list):
+        raise sources.fail(path, "expected a list of {path, folder, read_only} tables")
+    from backends.mounts import normalize_mount_path
+
+    result: list[MountSettings] = []
+    for index, item in enumerate(raw):
+        where = (*path, index)
+        if not isinstance(item, dict) or not {"path", "folder"} <= set(item):
+            raise sources.fail(where, f"expected {{path = \"/shared\", folder = \"NAME\"}}, got {item!r}")
+        unknown = set(item) - {"path", "folder", "read_only"}
+        if unknown:
+            raise sources.fail(where, f"unknown keys {sorted(unknown)}; known: path, folder, read_only")
+        try:
+            mount_path = normalize_mount_path(v.to_str(item["path"]))
+            read_only = None if "read_only" not in item else v.to_bool(item["read_only"])
+            entry = MountSettings(mount_path, v.to_str(item["folder"]), read_only)
+        except (ValueError, v.ValueProblem) as exc:
+            raise sources.fail(where, str(exc)) from None
+        if any(other.path == entry.path for other in result):
+            raise sources.fail((*where, "path"), f"two folders mounted at {entry.path}")
+        result.append(entry)
+    return tuple(result)
+
+
+def _folders(sources: _Sources, raw: Any) -> tuple[FolderSettings, ...]:
+    path: tuple[str, ...] = ("folders",)
+    if not isinstance(raw, list):
+        raise sources.fail(path, "expected [[folders]] entries")
+    result: list[FolderSettings] = []
+    for index, entry in enumerate(raw):
+        where: ConfigPath = (*path, index)
+        values = _table(sources, entry, where, ARRAYS[path])
+        for required in ("name", "root"):
+            if required not in values:
+                raise sources.fail(where, f"{required} is required")
+        if any(other.name == values["name"] for other in result):
+            raise sources.fail((*where, "name"), f"duplicate folder name {values['name']!r}")
+        result.append(FolderSettings(**values))
+    return tuple(result)
+
+
 def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
     path: tuple[str, ...] = ("users", "static")
     if not isinstance(raw, list):
@@ -225,6 +273,10 @@ def _static_users(sources: _Sources, raw: Any) -> tuple[StaticUser, ...]:
             hide_denied=values.get("hide_denied", False),
             names_case_sensitive=values.get("names_case_sensitive", False),
             max_file_size=values.get("max_file_size"),
+            **{name: values.get(name) for name in ("max_bytes", "max_files", "upload_per_day",
+                                                   "upload_per_month", "download_per_day",
+                                                   "download_per_month")},
+            mounts=_mounts(sources, (*where, "mounts"), values.get("mounts", [])),
         ))
     return tuple(users)
 
@@ -244,6 +296,34 @@ def _listeners(sources: _Sources, raw: Any) -> tuple[ListenerSettings, ...]:
         seen.add(address)
         listeners.append(listener)
     return tuple(listeners)
+
+
+def _events(sources: _Sources, raw: dict[str, Any]) -> EventSettings:
+    """[events], [events.pre_upload] and the [[events.actions]] entries."""
+    values = _section(sources, raw, ("events",))
+    hook = PreUploadSettings(**_section(sources, raw, ("events", "pre_upload")))
+    if hook.url and hook.command:
+        raise sources.fail(("events", "pre_upload", "command"), "is set with url: give one of them")
+    table = raw.get("events")
+    entries = table.get("actions", []) if isinstance(table, dict) else []
+    path: tuple[str, ...] = ("events", "actions")
+    if not isinstance(entries, list):
+        raise sources.fail(path, "expected [[events.actions]] entries")
+    actions: list[EventAction] = []
+    for index, entry in enumerate(entries):
+        where: ConfigPath = (*path, index)
+        found = _table(sources, entry, where, ARRAYS[path])
+        kind = found.get("kind")
+        if kind is None:
+            raise sources.fail(where, "kind is required: \"webhook\" or \"command\"")
+        needed = "url" if kind == "webhook" else "command"
+        if needed not in found:
+            raise sources.fail(where, f"a {kind} action needs {needed}")
+        found.setdefault("name", f"{kind}-{index + 1}")
+        if any(action.name == found["name"] for action in actions):
+            raise sources.fail((*where, "name"), f"duplicate action name {found['name']!r}")
+        actions.append(EventAction(**found))
+    return EventSettings(**values, actions=tuple(actions), pre_upload=hook)
 
 
 def _check_top_level(sources: _Sources, raw: dict[str, Any]) -> None:
@@ -279,6 +359,12 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
                            "must be longer than heartbeat_interval")
     if source == "static" and not static:
         raise sources.fail(("users", "source"), "is \"static\" but no [[users.static]] entry is given")
+    folders = _folders(sources, raw["folders"]) if "folders" in raw else ()
+    for index, user in enumerate(static):
+        for number, mounted in enumerate(user.mounts):
+            if not any(folder.name == mounted.folder for folder in folders):
+                raise sources.fail(("users", "static", index, "mounts", number, "folder"),
+                                   f"no [[folders]] entry is named {mounted.folder!r}")
     storage_values = _section(sources, raw, ("storage",))
     options = raw.get("storage", {}).get("options", {}) if isinstance(raw.get("storage"), dict) else {}
     if not isinstance(options, dict):
@@ -295,6 +381,7 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
     limits = LimitSettings(**_section(sources, raw, ("limits",)))
     logging_settings = LoggingSettings(**_section(sources, raw, ("logging",)))
     metrics = MetricsSettings(**_section(sources, raw, ("metrics",)))
+    events = _events(sources, raw)
     listeners = _listeners(sources, raw["listeners"]) if "listeners" in raw else (ListenerSettings(),)
 
     for index, listener in enumerate(listeners):
@@ -339,6 +426,8 @@ def build_settings(raw: dict[str, Any], sources: _Sources) -> Settings:
         limits=limits,
         logging=logging_settings,
         metrics=metrics,
+        folders=folders,
+        events=events,
         shutdown_grace=server.get("shutdown_grace", Settings.shutdown_grace),
         welcome_message=server.get("welcome_message", Settings.welcome_message),
         device_quirks=tuple(quirks),

@@ -12,12 +12,17 @@ from typing import Any
 
 __all__ = (
     "DatabaseUsers",
+    "EventAction",
+    "EventSettings",
+    "FolderSettings",
     "ListenerSettings",
     "LoggingSettings",
     "LimitSettings",
     "MetricsSettings",
+    "MountSettings",
     "PassiveSettings",
     "PermissionSettings",
+    "PreUploadSettings",
     "Settings",
     "StaticUser",
     "StorageSettings",
@@ -82,6 +87,28 @@ class PermissionSettings:
 
 
 @dataclass(frozen=True)
+class MountSettings:
+    """A folder mounted at ``path`` of a static user's tree (``mounts = [...]``)."""
+
+    path: str
+    folder: str
+    #: None: the folder's own ``read_only``
+    read_only: bool | None = None
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """A [[folders]] entry: a named storage root static users may mount."""
+
+    name: str
+    root: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: the default of the mounts that do not say
+    read_only: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class StaticUser:
     """A user listed in the configuration file; ``login`` None is anonymous."""
 
@@ -107,6 +134,15 @@ class StaticUser:
     names_case_sensitive: bool = False
     #: bytes an upload may make a file at most
     max_file_size: int | None = None
+    #: quotas: bytes and files kept, bytes moved per UTC day and month
+    max_bytes: int | None = None
+    max_files: int | None = None
+    upload_per_day: int | None = None
+    upload_per_month: int | None = None
+    download_per_day: int | None = None
+    download_per_month: int | None = None
+    #: folders mounted in the user's tree
+    mounts: tuple[MountSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +233,66 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class EventAction:
+    """One [[events.actions]] entry: where the events it selects are delivered."""
+
+    name: str
+    #: "webhook" (POST to ``url``) or "command" (run ``command`` with the event on stdin)
+    kind: str
+    events: tuple[str, ...] = ("upload",)
+    accounts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    url: str | None = None
+    secret: str | None = None
+    timeout: float = 10.0
+    headers: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreUploadSettings:
+    """[events.pre_upload]: an endpoint or command that may refuse an upload."""
+
+    url: str | None = None
+    command: tuple[str, ...] = ()
+    secret: str | None = None
+    timeout: float = 5.0
+    fail_open: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    refuse_code: str = "550"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url or self.command)
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """[events]: the outbox and its delivery (see ``gateway.events``)."""
+
+    #: None: on when an action or a pre-upload hook is configured
+    enabled: bool | None = None
+    #: None: the accounts database, or the embedded file with static users
+    database_url: str | None = None
+    #: this node's name in events and claims; None: the host name
+    node_name: str | None = None
+    poll_interval: float = 1.0
+    retry_base: float = 1.0
+    retry_max: float = 300.0
+    #: None: no limit
+    max_attempts: int | None = 20
+    max_age: float | None = 86400.0
+    lease: float = 60.0
+    concurrency: int = 8
+    actions: tuple[EventAction, ...] = ()
+    pre_upload: PreUploadSettings = field(default_factory=PreUploadSettings)
+
+    @property
+    def active(self) -> bool:
+        return self.enabled is not False and bool(self.actions or self.pre_upload.configured)
+
+
+@dataclass(frozen=True)
 class Settings:
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
     tls: TlsSettings = field(default_factory=TlsSettings)
@@ -206,6 +302,9 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    #: [[folders]]: storage roots static users mount in their tree
+    folders: tuple[FolderSettings, ...] = ()
+    events: EventSettings = field(default_factory=EventSettings)
     #: seconds running transfers get to finish on SIGTERM/SIGINT before 421
     shutdown_grace: float = 30.0
     welcome_message: str = "gateway FTP server ready"

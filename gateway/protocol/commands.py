@@ -250,6 +250,7 @@ _TABLE: tuple[CommandInfo, ...] = (
     CommandInfo("OPTS", False, "required", None, "OPTS <sp> UTF8 ON", "UTF8"),
     CommandInfo("HELP", False, "optional", None, "HELP [<sp> command]"),
     CommandInfo("SITE", True, "required", None, "SITE <sp> HELP|CHMOD <sp> mode <sp> path"),
+    CommandInfo("AVBL", True, "optional", "read", "AVBL [<sp> pathname]", "AVBL", path="whole"),
     # session
     CommandInfo("REIN", False, "none", None, "REIN"),
     CommandInfo("HOST", False, "required", None, "HOST <sp> hostname", "HOST"),

@@ -20,6 +20,7 @@ from typing import Any
 
 from backends import PathIO, PathIONursery
 from backends.errors import PathIOError
+from backends.mounts import shared_table
 from backends.registry import backend_for_root
 from gateway.common import END_OF_LINE, AvailableConnections
 from gateway.protocol.commands import (
@@ -818,8 +819,13 @@ class Server(
     def storage_for_user(self, session: Session, user: Any) -> tuple[Any, Any]:
         """(path I/O, storage root) for a user's root: the server's factory for a plain
         path (root None: ``user.base_path``), the backend named by the scheme for a URL
-        root (``memory://``, ``s3://``...)."""
+        root (``memory://``, ``s3://``...); for a user with folders (``user.mounts``), a
+        tree of stores whose root is ``/`` (``backends.mounts``)."""
         base = user.base_path
+        if getattr(user, "mounts", None):
+            table = shared_table(base, user.mounts, local_factory=self.path_io_factory,
+                                 shared=self._root_backends, options=self.storage_options)
+            return table.path_io(timeout=self.path_timeout, connection=session), PurePosixPath("/")
         if isinstance(base, str) and "://" in base:
             entry = self._root_backends.get(base)
             if entry is None:

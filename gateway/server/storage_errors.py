@@ -45,6 +45,9 @@ def reply_for_storage_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(cause, OSError):
         if cause.errno == errno.ENOTEMPTY:
             return "550", "directory not empty"
+        if cause.errno == errno.EXDEV:
+            # a move between stores that cannot be made (a directory between folders)
+            return "553", f"requested action not taken: {cause.strerror or 'cannot move across storage'}"
         if cause.errno in (errno.ENOSPC, errno.EDQUOT):
             return "452", "insufficient storage space"
         if cause.errno == errno.EFBIG:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.local import DurablePathIO, PathIO
+from backends.mounts import Mount
 from gateway.config.model import ListenerSettings, Settings, StaticUser, TlsSettings
 from gateway.server.core import Server
 from gateway.server.events import ServerEvents
@@ -119,7 +120,24 @@ def static_user(settings: Settings, entry: StaticUser) -> User:
         hide_denied=entry.hide_denied,
         names_case_sensitive=entry.names_case_sensitive,
         max_file_size=entry.max_file_size,
+        mounts=_static_mounts(settings, entry),
+        max_bytes=entry.max_bytes,
+        max_files=entry.max_files,
+        upload_per_day=entry.upload_per_day,
+        upload_per_month=entry.upload_per_month,
+        download_per_day=entry.download_per_day,
+        download_per_month=entry.download_per_month,
     )
+
+
+def _static_mounts(settings: Settings, entry: StaticUser) -> list[Mount]:
+    """The [[folders]] a static user mounts (the loader checked the names)."""
+    folders = {folder.name: folder for folder in settings.folders}
+    return [
+        Mount(m.path, m.folder, folders[m.folder].root, folders[m.folder].options,
+              folders[m.folder].read_only if m.read_only is None else m.read_only)
+        for m in entry.mounts
+    ]
 
 
 def build_user_manager(settings: Settings) -> AbstractUserManager:

@@ -7,10 +7,12 @@ from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 
 from backends.errors import PathIsNotAbsolute
+from backends.mounts import Mount
 from gateway.users.addresses import AddressRules
 from gateway.users.filerules import FileRules
+from gateway.users.quotas import Quota
 
-__all__ = ("Permission", "User")
+__all__ = ("Mount", "Permission", "User")
 
 
 def _parts(path: PurePosixPath | str) -> tuple[str, ...]:
@@ -96,6 +98,15 @@ class User:
       ``names_case_sensitive`` matches patterns with regard to case;
       ``max_file_size``: bytes an upload may make a file at most.  Kept as
       ``user.file_rules`` (:class:`~gateway.users.filerules.FileRules`).
+    * ``max_bytes`` / ``max_files``: what the account's files may hold together;
+      ``upload_per_day``, ``upload_per_month``, ``download_per_day``,
+      ``download_per_month``: bytes moved per UTC day or month.  Kept as
+      ``user.quota`` (:class:`~gateway.users.quotas.Quota`); the usage is counted in
+      the server process's memory.
+    * ``mounts``: folders (:class:`~backends.mounts.Mount`) at virtual paths of the
+      user's tree, ``base_path`` being the one at ``/`` unless a mount is there.  A
+      read-only mount also makes its path non-writable in ``permissions`` (unless a
+      rule there is already stricter), so writes are refused before storage is asked.
 
     Bad values fail here, when the account is made, with a ``ValueError``.
 
@@ -124,6 +135,13 @@ class User:
         hide_denied: bool = False,
         names_case_sensitive: bool = False,
         max_file_size: int | None = None,
+        mounts: Iterable[Mount] | None = None,
+        max_bytes: int | None = None,
+        max_files: int | None = None,
+        upload_per_day: int | None = None,
+        upload_per_month: int | None = None,
+        download_per_day: int | None = None,
+        download_per_month: int | None = None,
     ) -> None:
         self.login = login
         self.password = password
@@ -135,6 +153,10 @@ class User:
         if not self.home_path.is_absolute():
             raise PathIsNotAbsolute(home_path)
         self.permissions = list(permissions) if permissions else [Permission()]
+        #: folders mounted in this user's tree (empty: the tree is ``base_path``)
+        self.mounts: tuple[Mount, ...] = tuple(mounts or ())
+        if self.mounts:
+            self.permissions = _read_only_mounts(self.permissions, self.mounts)
         self.maximum_connections = maximum_connections
         self.read_speed_limit = read_speed_limit
         self.write_speed_limit = write_speed_limit
@@ -155,6 +177,15 @@ class User:
             hide_denied=hide_denied,
             case_sensitive=names_case_sensitive,
             max_file_size=max_file_size,
+        )
+        #: what its files may hold and how much it may move
+        self.quota = Quota(
+            max_bytes=max_bytes,
+            max_files=max_files,
+            upload_per_day=upload_per_day,
+            upload_per_month=upload_per_month,
+            download_per_day=download_per_day,
+            download_per_month=download_per_month,
         )
 
     async def get_permissions(self, path: str | PurePosixPath) -> Permission:
@@ -203,7 +234,38 @@ class User:
             ("hide_denied", rules.hide_denied, False),
             ("names_case_sensitive", rules.case_sensitive, False),
             ("max_file_size", rules.max_file_size, None),
+            ("mounts", list(self.mounts), []),
         ):
             if value != default:
                 parts.append(f", {name}={value!r}")
+        for name, value in self.quota.as_dict().items():
+            if value is not None:
+                parts.append(f", {name}={value!r}")
         return "".join(parts)
+
+
+def _read_only_mounts(permissions: list[Permission], mounts: Iterable[Mount]) -> list[Permission]:
+    """``permissions`` with every rule at or below a read-only mount made non-writable,
+    and a non-writable rule at the mount path where none is (readable as its nearest
+    parent rule says)."""
+    result = list(permissions)
+    for mount in mounts:
+        if not mount.read_only:
+            continue
+        path = PurePosixPath(mount.path)
+        parts = path.parts
+        exact = False
+        for index, permission in enumerate(result):
+            if permission._parts[: len(parts)] != parts:
+                continue
+            exact = exact or permission._parts == parts
+            if permission.writable:
+                result[index] = Permission(permission.path, readable=permission.readable, writable=False)
+        if not exact:
+            nearest = max(
+                (p for p in result if parts[: len(p._parts)] == p._parts),
+                key=lambda p: len(p._parts),
+                default=Permission(),
+            )
+            result.append(Permission(path, readable=nearest.readable, writable=False))
+    return result

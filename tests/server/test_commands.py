@@ -617,6 +617,7 @@ async def test_feat_lists_exactly_the_implemented_extensions(server, raw) -> Non
     assert reply.lines[0] and reply.lines[-1]
     features = sorted(line.strip() for line in reply.lines[1:-1])
     assert features == [
+        "AVBL",
         "EPRT",
         "EPSV",
         "HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32",

@@ -11,6 +11,7 @@ from typing import Any
 from gateway.server.encodings import apply_user_encoding
 from gateway.server.filepolicy import guard_uploads
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.quotapolicy import guard_quotas
 from gateway.server.session import Session
 from gateway.server.watchdog import restart_watchdog
 from gateway.throttle import StreamThrottle
@@ -300,6 +301,8 @@ class LoginCommands(HandlerBase):
         path_io, login.storage_root = self.storage_for_user(connection, user)
         # uploads checked against the account's file rules (names, largest file)
         login.path_io = guard_uploads(connection, path_io, user)
+        # and against its quotas (bytes and files kept, bytes moved per day and month)
+        login.path_io = guard_quotas(connection, login.path_io, user, self.user_manager)
         shared = self.throttle_per_user.get(user)
         if shared is None:
             shared = StreamThrottle.from_limits(user.read_speed_limit, user.write_speed_limit)

@@ -15,6 +15,7 @@ from gateway.protocol.listing import format_mdtm, parse_mdtm
 from gateway.protocol.paths import NAME_REFUSED, ROOT, name_allowed
 from gateway.server.filepolicy import HIDDEN_REPLY, path_hidden
 from gateway.server.handlers.base import HandlerBase
+from gateway.server.quotapolicy import available_reply, quota_context, quota_report
 from gateway.server.session import Session
 
 __all__ = ("SiteCommands", "SITE_HELP", "storage_supports")
@@ -34,6 +35,7 @@ SITE_HELP: tuple[str, ...] = (
     "SITE CHMOD <sp> octal-mode <sp> pathname",
     "SITE UTIME <sp> YYYYMMDDHHMMSS <sp> pathname",
     "SITE UTIME <sp> pathname <sp> atime <sp> mtime <sp> ctime <sp> UTC",
+    "SITE QUOTA",
 )
 
 
@@ -57,6 +59,9 @@ class SiteCommands(HandlerBase):
             await self._site_chmod(connection, argument)
         elif sub == "UTIME":
             await self._site_utime(connection, argument)
+        elif sub == "QUOTA":
+            lines = await quota_report(quota_context(connection.path_io), connection.user.login)
+            connection.response("211", lines, True)
         else:
             shown = "".join(c if c.isprintable() else "?" for c in sub)[:32]
             connection.response("500", f"'SITE {shown}' not understood; try SITE HELP")
@@ -109,6 +114,13 @@ class SiteCommands(HandlerBase):
             return
         if await self._set_mtime(connection, path, mtime, "SITE UTIME"):
             connection.response("200", "SITE UTIME command successful")
+
+    async def avbl(self, connection: Session, rest: str) -> bool:
+        """AVBL (draft-peterson-streamlined-ftp-command-extensions): the bytes the
+        quota still allows where the path (default: the working directory) lies."""
+        real, _virtual = await self.resolve(connection, rest.strip(" ") or ".")
+        connection.response(*await available_reply(quota_context(connection.path_io), real))
+        return True
 
     async def mfmt(self, connection: Session, rest: str) -> bool:
         """MFMT (draft-somers-ftp-mfxx): set a file's modification time, reply 213."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import codecs
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from gateway.users.model import Permission, User
+from gateway.users.model import Mount, Permission, User
 
 logger = logging.getLogger("gateway.users.database")
 
@@ -73,14 +74,19 @@ def _known_encoding(name: str | None, login: str) -> str | None:
         return None
 
 
-def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | None) -> Account:
-    """Build (or reuse, when nothing changed) the account for a users row and its rules.
+def account_from_rows(
+    row: Any, permission_rows: list[Any], previous: Account | None, mount_rows: Sequence[Any] = ()
+) -> Account:
+    """Build (or reuse, when nothing changed) the account for a users row and its rules
+    (and its folders: rows with ``mount_path``, ``folder_name``, ``folder_root``,
+    ``folder_options``, ``mount_read_only``).
 
     Reusing the previous prototype keeps the server's per-user throttle state across
     cache refreshes of an unchanged account.
     """
     rules = tuple(sorted((p.path, bool(p.readable), bool(p.writable)) for p in permission_rows))
     policy = _policy(row)
+    mounts = _mounts(mount_rows)
     signature = (
         row.login,
         row.home_path,
@@ -93,6 +99,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         row.write_speed_limit_per_connection,
         rules,
         tuple(sorted(policy.items())),
+        tuple((m.path, m.folder, m.root, repr(m.options), m.read_only) for m in mounts),
     )
     if (
         previous is not None
@@ -104,7 +111,7 @@ def account_from_rows(row: Any, permission_rows: list[Any], previous: Account | 
         return previous
     usable = True
     try:
-        user = _user(row, rules, policy)
+        user = _user(row, rules, policy, mounts)
     except ValueError as exc:
         # a value written around `gateway users` (by hand, in SQL): ignoring a bad
         # network or pattern would widen what the account may do, so it may not log in
@@ -147,7 +154,21 @@ def _policy(row: Any) -> dict[str, Any]:
     return policy
 
 
-def _user(row: Any, rules: tuple[tuple[str, bool, bool], ...], policy: dict[str, Any]) -> DatabaseUser:
+def _mounts(rows: Sequence[Any]) -> tuple[Mount, ...]:
+    """The account's folders, by mount path; a row that is not a valid mount is left
+    out (logged): it never widens what the account may reach."""
+    mounts = []
+    for row in sorted(rows, key=lambda r: r.mount_path):
+        try:
+            mounts.append(Mount(row.mount_path, row.folder_name, row.folder_root,
+                                dict(row.folder_options or {}), bool(row.mount_read_only)))
+        except ValueError as exc:
+            logger.error("folder %r at %r left out: %s", row.folder_name, row.mount_path, exc)
+    return tuple(mounts)
+
+
+def _user(row: Any, rules: tuple[tuple[str, bool, bool], ...], policy: dict[str, Any],
+          mounts: tuple[Mount, ...] = ()) -> DatabaseUser:
     return DatabaseUser(
         row.login,
         None,
@@ -160,6 +181,7 @@ def _user(row: Any, rules: tuple[tuple[str, bool, bool], ...], policy: dict[str,
         write_speed_limit=row.write_speed_limit,
         read_speed_limit_per_connection=row.read_speed_limit_per_connection,
         write_speed_limit_per_connection=row.write_speed_limit_per_connection,
+        mounts=mounts,
         **policy,
     )
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.users.database.accounts import POLICY_FIELDS
 from gateway.users.database.errors import AccountError
+from gateway.users.database.folders import MountRow
 from gateway.users.database.models import PermissionRow, SessionRow, UserRow
 
 __all__ = (
@@ -297,6 +298,7 @@ async def delete_user(engine: AsyncEngine, login: str) -> None:
         user_id = await _user_id(connection, login)
         # explicit, so it holds even where foreign keys are not enforced
         await connection.execute(delete(permissions).where(permissions.c.user_id == user_id))
+        await connection.execute(delete(MountRow.__table__).where(MountRow.__table__.c.user_id == user_id))
         await connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
         await connection.execute(delete(users).where(users.c.id == user_id))
 

@@ -28,6 +28,7 @@ from gateway.users.database.cache import LoadCancelled, TTLCache
 from gateway.users.database.engine import create_engine
 from gateway.users.database.errors import LoginRefused, SchemaMismatch, UserSourceUnavailable
 from gateway.users.database.failures import SharedFailures
+from gateway.users.database.folders import FolderRow, MountRow
 from gateway.users.database.hashing import HashSettings, PasswordHashing
 from gateway.users.database.limiter import LoginLimiter
 from gateway.users.database.models import PermissionRow, UserRow
@@ -44,6 +45,8 @@ T = TypeVar("T")
 
 users = UserRow.__table__
 permissions = PermissionRow.__table__
+folders = FolderRow.__table__
+account_mounts = MountRow.__table__
 
 #: Failures that mean "the database cannot answer now", not "the code is wrong".
 _UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, LoadCancelled)
@@ -266,16 +269,27 @@ class DatabaseUserManager(AbstractUserManager):
                 permissions.c.path,
                 permissions.c.readable,
                 permissions.c.writable,
+                account_mounts.c.path.label("mount_path"),
+                account_mounts.c.read_only.label("mount_read_only"),
+                folders.c.name.label("folder_name"),
+                folders.c.storage_root.label("folder_root"),
+                folders.c.options.label("folder_options"),
             )
-            .select_from(users.outerjoin(permissions, permissions.c.user_id == users.c.id))
+            .select_from(
+                users.outerjoin(permissions, permissions.c.user_id == users.c.id)
+                .outerjoin(account_mounts, account_mounts.c.user_id == users.c.id)
+                .outerjoin(folders, folders.c.id == account_mounts.c.folder_id)
+            )
             .where(users.c.login == login)
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         if not rows:
             return None
-        rules = [row for row in rows if row.path is not None]
-        return account_from_rows(rows[0], rules, self.cache.peek(login))
+        # one query for the account, its rules and its folders: a row per (rule, mount)
+        rules = list({row.path: row for row in rows if row.path is not None}.values())
+        mounts = list({row.mount_path: row for row in rows if row.mount_path is not None}.values())
+        return account_from_rows(rows[0], rules, self.cache.peek(login), mounts)
 
     async def _take_slot(self, user: DatabaseUser) -> str | None:
         """Take a connection slot for the session; the refusal text when there is none."""
