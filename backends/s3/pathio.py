@@ -653,7 +653,11 @@ class S3PathIO(HandleMethods, AbstractPathIO[PurePosixPath]):
             page_size=settings.list_page_size, where=str(where),
         ):
             items = page.get("Contents") or ()
-            await asyncio.gather(*(move(item) for item in items))
+            # markers before the files below them: a store with real folders
+            # (SeaweedFS) keeps a folder made by its marker when its last file goes,
+            # but drops one that only the copy of a file below it made
+            await asyncio.gather(*(move(item) for item in items if item["Key"].endswith("/")))
+            await asyncio.gather(*(move(item) for item in items if not item["Key"].endswith("/")))
             for item in items:
                 key = item["Key"]
                 moved.append(key)
