@@ -12,8 +12,10 @@ in every storage root, as start-up does, and prints each thing it did.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.config.model import Settings
@@ -51,6 +53,56 @@ def _writable(path: Any) -> str | None:
     except OSError as exc:
         return f"cannot write: {exc.strerror or exc}"
     return None
+
+
+def _sqlite_writable(database: str) -> str | None:
+    """Whether an SQLite file (or the folder it would be made in) can be written."""
+    path = Path(database).expanduser()
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        return f"{target} is not writable"
+    return None
+
+
+async def _outbox_reachable(settings: Settings) -> tuple[str | None, str | None]:
+    """(problem or None, what was checked) for an event outbox with its own database;
+    (None, None) when it shares the accounts database (checked above).  An SQLite
+    file is not created here: its directory must be writable."""
+    from gateway.events.service import outbox_url
+    from gateway.users.database.urls import normalize_url, safe_url
+
+    url = outbox_url(settings)
+    if url is None:
+        return None, None
+    try:
+        parsed = normalize_url(url)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}", url
+    shown = safe_url(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return None, shown
+        return _sqlite_writable(database), shown
+    from sqlalchemy import text
+
+    from gateway.users.database.engine import create_engine
+
+    engine = create_engine(parsed)
+    try:
+        async with asyncio.timeout(STORAGE_TIMEOUT), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"did not answer within {STORAGE_TIMEOUT:.0f} s", shown
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return first, shown
+    finally:
+        await engine.dispose()
+    return None, shown
 
 
 async def _root_reachable(root: str, options: dict[str, Any] | None) -> str | None:
@@ -150,6 +202,10 @@ async def check(settings: Settings, report: Callable[[str], None] = print) -> bo
     if "://" in settings.storage.root:
         problem = await _root_reachable(settings.storage.root, options)
         result(problem is None, f"storage {settings.storage.root}", problem or "reachable")
+    if settings.events.active:
+        problem, what = await _outbox_reachable(settings)
+        if what is not None:
+            result(problem is None, f"[events] outbox {what}", problem or "reachable")
     for root, own in sorted(folders.items()):
         if "://" not in root or root in roots:
             continue  # local folders are created on first use

@@ -334,6 +334,25 @@ options = {{ {inline_offline} }}
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_check_covers_the_event_outbox(tmp_path: Path):
+    """The embedded outbox is checked without being made; one on a database that does
+    not answer fails the check."""
+    config = static_config(tmp_path)
+    action = '\n[[events.actions]]\nkind = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+    config.write_text(config.read_text() + action)
+    good = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok    [events] outbox sqlite+aiosqlite:///var/events.sqlite3: reachable" in good.stdout
+    assert not (tmp_path / "var" / "events.sqlite3").exists()
+
+    config.write_text(config.read_text().replace(
+        "[[events.actions]]", '[events]\ndatabase_url = "postgresql://nobody:x@127.0.0.1:1/none"\n\n[[events.actions]]'))
+    bad = run_cli("serve", "-c", str(config), "--check", cwd=tmp_path)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAIL  [events] outbox postgresql+asyncpg://nobody:***@127.0.0.1:1/none" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
 def test_check_of_the_embedded_default(tmp_path: Path):
     done = run_cli("serve", "--check", "--port", "0", cwd=tmp_path, env=base_env())
     assert done.returncode == 0, done.stdout + done.stderr
