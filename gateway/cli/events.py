@@ -46,8 +46,30 @@ def _outbox_url(config_file: Path | None, database_url: str | None) -> str:
     return accounts_url(settings.users.database.url).render_as_string(hide_password=False)
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of an SQLite outbox file that does not exist (connecting would make
+    it, empty), or None."""
+    from gateway.users.database.urls import normalize_url
+
+    try:
+        parsed = normalize_url(url)
+    except Exception:
+        return None  # said by the connection, in its own words
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else str(path)
+
+
 def _run(config_file: Path | None, database_url: str | None, work: Any) -> Any:
     url = _outbox_url(config_file, database_url)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise click.ClickException(
+            f"no event outbox at {missing}: no event was recorded there yet (is [events] configured, "
+            "and is this the directory gateway serve runs in?)"
+        )
 
     async def guarded(engine: Any) -> Any:
         from sqlalchemy import inspect

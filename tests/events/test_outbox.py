@@ -146,4 +146,5 @@ def test_the_command_line(tmp_path: Path) -> None:
     bad = cli("purge", "--older-than", "soon")
     assert bad.exit_code != 0 and "--older-than" in bad.output
     absent = runner.invoke(main, ["events", "list", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"])
-    assert absent.exit_code == 1 and "no event outbox" in absent.output
+    assert absent.exit_code == 1 and f"no event outbox at {tmp_path / 'none.db'}" in absent.output
+    assert not (tmp_path / "none.db").exists()  # looking made no empty database
