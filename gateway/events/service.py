@@ -121,9 +121,13 @@ class EventService:
         if self._own_engine:  # an outbox of its own: no migrations made its table
             await ensure_table(self.engine)
             self._hand_over_file()
-        released = await release_claims(self.engine, self.node + "/")
-        if released:
-            logger.info("took back %d event deliveries this node held before it stopped", released)
+        if self.settings.node_name:
+            # a name given to this node alone: what it held before a crash is its own
+            # (with the host name, sibling processes on the host may hold claims
+            # under it: theirs come back when their lease runs out, never taken)
+            released = await release_claims(self.engine, self.node + "/")
+            if released:
+                logger.info("took back %d event deliveries this node held before it stopped", released)
         self.worker.start()
 
     def _hand_over_file(self) -> None:

@@ -148,3 +148,35 @@ def test_the_command_line(tmp_path: Path) -> None:
     absent = runner.invoke(main, ["events", "list", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"])
     assert absent.exit_code == 1 and f"no event outbox at {tmp_path / 'none.db'}" in absent.output
     assert not (tmp_path / "none.db").exists()  # looking made no empty database
+
+
+async def test_a_start_takes_back_claims_only_under_a_name_of_its_own(tmp_path: Path) -> None:
+    """With the host name as node name, sibling processes on the host hold claims under
+    it: a start leaves them to their lease.  With ``node_name`` set they are its own."""
+    import socket
+
+    from gateway.config import load_settings
+    from gateway.events.service import EventService
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}"
+    action = '[[events.actions]]\nkind = "webhook"\nurl = "http://127.0.0.1:9/hook"\nname = "a"\n'
+    engine = create_engine(url)
+    try:
+        await outbox.ensure_table(engine)
+        await outbox.enqueue(engine, [row("e1", "a", "x")])
+        host = socket.gethostname()
+        [held] = await outbox.claim(engine, f"{host}/1-sibling", lease=3600, limit=10)
+        assert held.event_id == "e1"
+
+        for config, taken_back in (("", False), (f'node_name = "{host}"\n', True)):
+            path = tmp_path / "gateway.toml"
+            path.write_text(f'[events]\ndatabase_url = "{url}"\n{config}\n{action}')
+            service = EventService(load_settings(path), manager=None)
+            assert service.worker is not None
+            service.worker.start = lambda: None  # type: ignore[method-assign]  # claims only
+            await service.start()
+            await service.stop()
+            free = await outbox.claim(engine, "other/1", lease=1, limit=10)
+            assert [c.event_id for c in free] == (["e1"] if taken_back else [])
+    finally:
+        await engine.dispose()
