@@ -14,6 +14,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 # HAProxy for tests/service/test_balancer.py (the tests run it in the foreground;
 # /usr/sbin may be missing from a non-root PATH)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# prlimit for tests/service/test_open_files.py (util-linux, in most base systems)
+command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 # locale sources, from which tests/protocol builds a de_DE locale with localedef
 [ -e /usr/share/i18n/locales/de_DE ] || missing+=(locales)
 [ "${#missing[@]}" -eq 0 ] && exit 0
@@ -30,6 +32,7 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
 fi
 for tool in "${missing[@]}"; do
     [ "$tool" = postgresql ] && tool=pg_ctlcluster
+    [ "$tool" = util-linux ] && tool=prlimit
     [ "$tool" = haproxy ] && [ -x /usr/sbin/haproxy ] && continue
     if [ "$tool" = locales ]; then
         [ -e /usr/share/i18n/locales/de_DE ] || { echo "install-test-deps: locales still missing" >&2; exit 1; }
