@@ -38,7 +38,7 @@ import io
 import logging
 import sys
 import weakref
-from collections.abc import Callable, Generator, Hashable
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from typing import Any
 
 from backends.errors import PathIOError
@@ -672,20 +672,18 @@ class QuotedDownload:
         return None  # no sendfile: every byte is counted as it is read
 
     async def close(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        try:
-            await self._opened.close()
-        finally:
-            await self._count()
+        await self._end(self._opened.close)
 
     async def abort(self) -> None:
+        await self._end(self._opened.abort)
+
+    async def _end(self, end: Callable[[], Awaitable[Any]]) -> None:
+        """Close or abort the file once; what was read is counted either way."""
         if self._finished:
             return
         self._finished = True
         try:
-            await self._opened.abort()
+            await end()
         finally:
             await self._count()
 

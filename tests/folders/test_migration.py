@@ -3,23 +3,16 @@ again, on SQLite and PostgreSQL; and the migrated tables are the models."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from gateway.users.database import schema
 from gateway.users.database.engine import create_engine
 from gateway.users.database.folders import FolderRow, MountRow
-from gateway.users.database.models import Base
+from tests.users_db.conftest import schema_differences, table_names
 
 BEFORE, AFTER = "0004_account_policy", "0005_virtual_folders"
 TABLES = {FolderRow.__tablename__, MountRow.__tablename__}
 
-
-async def _tables(connection: Any) -> set[str]:
-    return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
 
 
 async def test_upgrade_from_0004_keeps_accounts_and_downgrade_removes_folders(empty_database_url: str) -> None:
@@ -39,7 +32,7 @@ async def test_upgrade_from_0004_keeps_accounts_and_downgrade_removes_folders(em
         await schema.upgrade(engine, AFTER)
         assert await schema.current_revision(engine) == AFTER
         async with engine.begin() as connection:
-            assert TABLES <= await _tables(connection)
+            assert TABLES <= await table_names(connection)
             await connection.execute(text(
                 "INSERT INTO folders (name, storage_root, options, created_at, updated_at)"
                 " VALUES ('shared', 's3://b/shared', '{\"region_name\": \"x\"}', 0, 0)"
@@ -59,25 +52,18 @@ async def test_upgrade_from_0004_keeps_accounts_and_downgrade_removes_folders(em
         await schema.downgrade(engine, BEFORE)
         assert await schema.current_revision(engine) == BEFORE
         async with engine.connect() as connection:
-            assert not TABLES & await _tables(connection)
+            assert not TABLES & await table_names(connection)
             left = (await connection.execute(text(
                 "SELECT u.login, p.path FROM users u JOIN permissions p ON p.user_id = u.id"
             ))).all()
         assert [tuple(row) for row in left] == [("alice", "/pub")]
         await schema.upgrade(engine, AFTER)  # and up again on the same data
         async with engine.connect() as connection:
-            assert TABLES <= await _tables(connection)
+            assert TABLES <= await table_names(connection)
     finally:
         await engine.dispose()
 
 
 async def test_migrated_folder_tables_are_the_models(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
+    differences = await schema_differences(database_url)
     assert [d for d in differences if any(name in repr(d) for name in TABLES)] == []

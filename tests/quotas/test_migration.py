@@ -3,13 +3,10 @@ again, on SQLite and PostgreSQL; and the migrated tables are the models."""
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from gateway.users.database import schema
 from gateway.users.database.engine import create_engine
-from gateway.users.database.models import Base
 from gateway.users.database.quotamodels import (
     AccountQuotaRow,
     AccountUsageRow,
@@ -17,14 +14,12 @@ from gateway.users.database.quotamodels import (
     FolderUsageRow,
     TransferUsageRow,
 )
+from tests.users_db.conftest import schema_differences, table_names
 
 BEFORE, AFTER = "0005_virtual_folders", "0006_quotas"
 TABLES = {row.__tablename__ for row in (AccountQuotaRow, AccountUsageRow, TransferUsageRow,
                                         FolderQuotaRow, FolderUsageRow)}
 
-
-async def _tables(connection) -> set[str]:  # type: ignore[no-untyped-def]
-    return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
 
 
 async def test_upgrade_keeps_accounts_and_downgrade_removes_quotas(empty_database_url: str) -> None:
@@ -40,7 +35,7 @@ async def test_upgrade_keeps_accounts_and_downgrade_removes_quotas(empty_databas
         await schema.upgrade(engine, AFTER)
         assert await schema.current_revision(engine) == AFTER
         async with engine.begin() as connection:
-            assert TABLES <= await _tables(connection)
+            assert TABLES <= await table_names(connection)
             await connection.execute(text(
                 "INSERT INTO account_quotas (user_id, max_bytes, updated_at)"
                 " SELECT id, 5000, 0 FROM users WHERE login = 'alice'"
@@ -66,12 +61,12 @@ async def test_upgrade_keeps_accounts_and_downgrade_removes_quotas(empty_databas
         await schema.downgrade(engine, BEFORE)
         assert await schema.current_revision(engine) == BEFORE
         async with engine.connect() as connection:
-            assert not TABLES & await _tables(connection)
+            assert not TABLES & await table_names(connection)
             left = (await connection.execute(text("SELECT login, max_file_size FROM users"))).all()
         assert [tuple(row) for row in left] == [("alice", 1000)]
         await schema.upgrade(engine, "head")  # and up again on the same data
         async with engine.begin() as connection:
-            assert TABLES <= await _tables(connection)
+            assert TABLES <= await table_names(connection)
             # an account deleted takes its quota and usage with it
             await connection.execute(text(
                 "INSERT INTO account_usage (user_id, updated_at) SELECT id, 0 FROM users"
@@ -83,12 +78,5 @@ async def test_upgrade_keeps_accounts_and_downgrade_removes_quotas(empty_databas
 
 
 async def test_migrated_quota_tables_are_the_models(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
+    differences = await schema_differences(database_url)
     assert [d for d in differences if any(name in repr(d) for name in TABLES)] == []

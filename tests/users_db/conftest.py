@@ -357,3 +357,28 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def table_names(connection: Any) -> set[str]:
+    """The tables of the database behind an async connection."""
+    from sqlalchemy import inspect
+
+    return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def schema_differences(database_url: str) -> list[Any]:
+    """What Alembic finds different between the migrated database and the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from gateway.users.database.models import Base
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            differences: list[Any] = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    return differences

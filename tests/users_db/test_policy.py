@@ -10,15 +10,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
 from gateway.cli import main
 from gateway.users.database import AccountError, admin, schema
 from gateway.users.database.engine import create_engine
-from gateway.users.database.models import Base
 from tests.users_db.conftest import (
     HOST,
     STEP,
@@ -28,6 +25,7 @@ from tests.users_db.conftest import (
     ftp_login,
     in_thread,
     run_async,
+    schema_differences,
 )
 
 OTHER = "127.0.0.2"
@@ -284,14 +282,7 @@ async def test_0004_upgrade_and_downgrade_keep_the_accounts(empty_database_url: 
 
 
 async def test_migrated_schema_is_the_models(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
+    differences = await schema_differences(database_url)
     assert [d for d in differences if "users" in repr(d)] == []
 
 
