@@ -41,9 +41,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from logins_db import PASSWORD, _login, _pg_admin  # noqa: E402  (one login, one admin statement)
 
 CHEAP = {"GATEWAY_ARGON2_TIME_COST": "1", "GATEWAY_ARGON2_MEMORY_COST": "8", "GATEWAY_ARGON2_PARALLELISM": "1"}
-PASSWORD = "bench-password"
 MIB = 1 << 20
 SIDES = ("off", "bytes", "bytes+transfer")
 LOGIN_SIDES = ("off", "bytes")
@@ -112,39 +114,7 @@ async def _fill(url: str, root: Path, clients: int) -> None:
         await engine.dispose()
 
 
-async def _pg_admin(url: str, statement: str) -> None:
-    from gateway.users.database.engine import create_engine
-
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql(statement)
-    finally:
-        await engine.dispose()
-
-
 # ------------------------------------------------------------------------- client side
-
-
-async def _login(port: int, user: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        async def expect(code: bytes) -> None:
-            line = await reader.readline()
-            while line[3:4] == b"-":
-                line = await reader.readline()
-            if not line.startswith(code):
-                raise RuntimeError(f"expected {code!r}, got {line!r}")
-
-        await expect(b"220")
-        writer.write(f"USER {user}\r\n".encode())
-        await expect(b"331")
-        writer.write(f"PASS {PASSWORD}\r\n".encode())
-        await expect(b"230")
-        writer.write(b"QUIT\r\n")
-        await expect(b"221")
-    finally:
-        writer.close()
 
 
 async def _logins(port: int, side: str, clients: int) -> float:
